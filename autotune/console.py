@@ -22,8 +22,9 @@ def emit_json(obj: Any) -> None:
 
 def _default(obj: Any) -> Any:
     # numpy scalars and arrays, Paths: everything else is a bug and should fail loudly.
-    import numpy as np
     from pathlib import PurePath
+
+    import numpy as np
 
     if isinstance(obj, np.generic):
         return obj.item()

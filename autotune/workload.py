@@ -15,6 +15,7 @@ Curves are stored on fixed grids and interpolated:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ class TableProfile:
             if not isinstance(v, list) or len(v) < 2 or not all(isinstance(p, list) and len(p) == 2 for p in v):
                 raise UserError(f"{at}: field '{key}' must be a list of at least two [x, y] pairs")
             xs = [p[0] for p in v]
-            if any(b <= a for a, b in zip(xs, xs[1:], strict=False)):
+            if any(b <= a for a, b in itertools.pairwise(xs)):
                 raise UserError(f"{at}: field '{key}' must have strictly increasing x values")
             return tuple((int(x), float(y)) for x, y in v)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from autotune.hardware import CONFIDENCES, CoreType, HardwareProfile, LocalMemor
 GM = "GM"
 
 _FIGURE_KEYS = ("value", "source", "confidence")
+#: Profile, core-type and memory names appear in dotted figure paths and file names.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -118,13 +121,15 @@ class _Parser:
                 field = f"{at}.{key}" if at else key
                 raise self.fail(field, f"is not a known field: use one of {', '.join(allowed)} (see docs)")
 
-    def string(self, table: dict[str, Any], key: str, at: str) -> str:
+    def string(self, table: dict[str, Any], key: str, at: str, identifier: bool = False) -> str:
         field = f"{at}.{key}" if at else key
         if key not in table:
             raise self.fail(field, "is missing: add it as a quoted string")
         value = table[key]
         if not isinstance(value, str) or not value.strip():
             raise self.fail(field, f"must be a non-empty string, got {_show(value)}")
+        if identifier and not _IDENTIFIER.fullmatch(value):
+            raise self.fail(field, f"is {_show(value)}: use only letters, digits, '_' and '-' (it names figure paths)")
         return value
 
     def figure(self, table: dict[str, Any], spec: FieldSpec, at: str) -> Any:
@@ -151,7 +156,8 @@ class _Parser:
 
     def profile(self, doc: dict[str, Any], path: Path | None) -> HardwareProfile:
         self.known_keys(doc, TOP_KEYS, "")
-        name, description, family = (self.string(doc, key, "") for key in TOP_STRINGS)
+        name = self.string(doc, "name", "", identifier=True)
+        description, family = (self.string(doc, key, "") for key in TOP_STRINGS[1:])
         clock_hz = self.figure(doc, TOP_FIGURES[0], "")
         chip = self.table(doc, "chip", "chip")
         self.known_keys(chip, tuple(f.key for f in CHIP_FIGURES), "chip")
@@ -178,7 +184,7 @@ class _Parser:
         )
 
     def core(self, raw: dict[str, Any], index: int) -> CoreType:
-        name = self.string(raw, "name", f"core_types[{index}]")
+        name = self.string(raw, "name", f"core_types[{index}]", identifier=True)
         at = f"core_types.{name}"
         self.known_keys(raw, CORE_KEYS, at)
         values = {f.key: self.figure(raw, f, at) for f in CORE_FIGURES}
@@ -189,7 +195,7 @@ class _Parser:
         return CoreType(name=name, memories=memories, **values)
 
     def memory(self, raw: dict[str, Any], index: int, core_at: str) -> LocalMemory:
-        name = self.string(raw, "name", f"{core_at}.memories[{index}]")
+        name = self.string(raw, "name", f"{core_at}.memories[{index}]", identifier=True)
         at = f"{core_at}.memories.{name}"
         self.known_keys(raw, MEMORY_KEYS, at)
         fill_from = self.string(raw, "fill_from", at)

@@ -94,6 +94,7 @@ CASES = [
     ("misspelt-table", B, r"^\[chip\]\n", "[chip_]\n", "chip_", "not a known field"),
     ("missing-table", B, r"^\[overheads\]\n(.*\n){3}", "", "overheads", "add a [overheads] table"),
     ("missing-name", B, r'^name = "ascend910b"\n', "", "name", "is missing"),
+    ("bad-core-name", B, r'^name = "cube"', 'name = "cube.v2"', "core_types[1].name", "only letters, digits"),
     ("missing-core-name", B, r'^name = "cube"\n', "", "core_types[1].name", "is missing"),
     ("no-core-types", B, r"^# The 48 AI vector cores(.*\n)*", "", "core_types", "is missing"),
     ("l2-not-below-gm", B, r"value = 201_326_592", "value = 68_719_476_736", "chip.l2_capacity_bytes",

@@ -84,7 +84,7 @@ def list_command(
     table = Table(title="Hardware profiles (autotune hw show NAME for every figure)")
     for col in ("name", "family", "look-up cores", "clock", "GM bandwidth", "L2", "origin"):
         right = col in ("look-up cores", "clock", "GM bandwidth", "L2")
-        table.add_column(col, justify="right" if right else "left", no_wrap=col == "name")
+        table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for i in infos:
         table.add_row(
             i.name,

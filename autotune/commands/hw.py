@@ -81,9 +81,9 @@ def list_command(
             }
         )
         return
-    table = Table(title="Hardware profiles (autotune hw show NAME for every figure)")
-    for col in ("name", "family", "look-up cores", "clock", "GM bandwidth", "L2", "origin"):
-        right = col in ("look-up cores", "clock", "GM bandwidth", "L2")
+    table = Table(title="Hardware profiles (cores: look-up cores; `autotune hw show NAME` for every figure)")
+    for col in ("name", "family", "cores", "clock", "GM BW", "L2", "origin"):
+        right = col in ("cores", "clock", "GM BW", "L2")
         table.add_column(col, justify="right" if right else "left", no_wrap=True)
     for i in infos:
         table.add_row(

@@ -81,7 +81,7 @@ def list_command(
             }
         )
         return
-    table = Table(title="Hardware profiles (cores: look-up cores; `autotune hw show NAME` for every figure)")
+    table = Table(title="Hardware profiles (cores = look-up cores)")
     for col in ("name", "family", "cores", "clock", "GM BW", "L2", "origin"):
         right = col in ("cores", "clock", "GM BW", "L2")
         table.add_column(col, justify="right" if right else "left", no_wrap=True)
@@ -97,6 +97,7 @@ def list_command(
         )
     out.print(table)
     out.print("aliases: " + ", ".join(f"{a} -> {t}" for a, t in ALIASES.items()) + f"; user profiles: {user_dir()}")
+    out.print("every figure with its source: autotune hw show NAME")
 
 
 @hw_app.command("show")

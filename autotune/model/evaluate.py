@@ -1,0 +1,343 @@
+"""Predict the latency of one batch: `predict` (with the breakdown) and `score` / `evaluate_latency` (fast path).
+
+latency = max(busiest core, chip GM bandwidth bound, chip L2 bandwidth bound) + merge + launch, where a core's
+time is the sum of its tasks (each with its per-task overhead), the chip bounds are the bytes all tasks read
+per batch over the chip-wide bandwidths, and the merge moves the partial pooled vectors of sharded tables.
+Both entry points run the same `_solve`, so they agree exactly; a mapping saved with the placement that
+`predict` returns reproduces the same latency bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autotune.errors import UserError
+from autotune.model.assign import assign
+from autotune.model.context import ModelContext
+from autotune.model.mapping import Mapping, TableMapping
+from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, fmt_bytes, table_costs
+
+_CACHE_LIMIT = 500_000
+
+
+@dataclass(frozen=True)
+class Score:
+    """What the search needs from one evaluation: the latency, and by how much the mapping does not fit."""
+
+    latency_s: float
+    feasible: bool
+    memory_excess_bytes: float  # sum over cores and memories of the bytes beyond capacity (0 when it fits)
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class CoreLoad:
+    core: int
+    time_s: float
+    memory_bytes: float  # bytes kept across batches + the largest transient need, over both memory roles
+    n_tasks: int
+    bound: str  # "latency" | "bandwidth" | "compute" | "overhead" | "idle"
+
+
+@dataclass(frozen=True)
+class TableResult:
+    name: str
+    strategy: str
+    replicas: int
+    shards: int
+    sharding: str
+    hot_rows: int
+    dedup: bool
+    time_s: float  # its slowest task
+    work_s: float  # sum of its tasks
+    share: float  # time_s / latency
+    task_memory_bytes: float  # largest footprint of one of its tasks
+    gm_bytes: float
+    placement: tuple[tuple[int, ...], ...]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's verdict on one mapping, with the breakdown that explains it."""
+
+    latency_s: float
+    feasible: bool
+    reason: str | None
+    memory_excess_bytes: float
+    batch_size: int
+    hardware: str
+    per_core: tuple[CoreLoad, ...]
+    tables: tuple[TableResult, ...]
+    breakdown: dict[str, Any]
+    mapping: Mapping = field(repr=False)  # the input mapping with the placement used (reproduces latency_s)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latency_s": self.latency_s,
+            "feasible": self.feasible,
+            "reason": self.reason,
+            "memory_excess_bytes": self.memory_excess_bytes,
+            "batch_size": self.batch_size,
+            "hardware": self.hardware,
+            "breakdown": self.breakdown,
+            "per_core": [
+                {"core": c.core, "time_s": c.time_s, "memory_bytes": c.memory_bytes, "n_tasks": c.n_tasks,
+                 "bound": c.bound}
+                for c in self.per_core
+            ],
+            "tables": [
+                {"name": t.name, "strategy": t.strategy, "replicas": t.replicas, "shards": t.shards,
+                 "sharding": t.sharding, "hot_rows": t.hot_rows, "dedup": t.dedup, "time_s": t.time_s,
+                 "work_s": t.work_s, "share": t.share, "task_memory_bytes": t.task_memory_bytes,
+                 "gm_bytes": t.gm_bytes, "placement": [list(p) for p in t.placement]}
+                for t in self.tables
+            ],
+        }
+
+
+@dataclass
+class _Solution:
+    costs: list[TableCost]
+    placements: list[np.ndarray]
+    cores: np.ndarray  # core of every task, tables in mapping order, tasks replica-major
+    core_time: np.ndarray
+    busiest_s: float
+    gm_bound_s: float
+    l2_bound_s: float
+    merge_s: float
+    latency_s: float
+    feasible: bool
+    reason: str | None
+    excess: float
+    memory: np.ndarray | None  # per core bytes (only when computed)
+
+
+def _key(t: int, tm: TableMapping) -> tuple:
+    code = STRATEGY_CODE.get(tm.strategy)
+    if code is None:
+        raise UserError(f"table {tm.name!r}: strategy {tm.strategy!r} is not one of GM, L1, GM-UB, L1-UB")
+    hot = tm.hot_rows if code == 0 else 0  # pinning is a GM option
+    chunk = tm.chunk_bytes if code in (GM_UB, L1_UB) else None
+    return (t, tm.replicas, tm.shards, tm.sharding, tm.strategy, hot, tm.dedup, chunk)
+
+
+def table_costs_for(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list[TableCost]:
+    """Costs of every table of a mapping, from the context's cache; misses are costed in one vectorised pass."""
+    cache, index = ctx.cost_cache, ctx.index
+    out: list[TableCost | None] = []
+    missing: list[tuple[int, tuple]] = []
+    seen = set()
+    for j, tm in enumerate(tables):
+        t = index.get(tm.name)
+        if t is None:
+            raise UserError(f"mapping: table {tm.name!r} is not in profile {ctx.profile.name!r}")
+        seen.add(t)
+        key = _key(t, tm)
+        c = cache.get(key)
+        if c is None:
+            missing.append((j, key))
+        out.append(c)
+    if len(seen) != len(ctx.tables) or len(tables) != len(ctx.tables):
+        raise UserError(f"mapping: must map every table of profile {ctx.profile.name!r} exactly once")
+    if missing:
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        fresh = table_costs(ctx, [(key[0], key[1:]) for _, key in missing])
+        for (j, key), c in zip(missing, fresh, strict=True):
+            cache[key] = c
+            out[j] = c
+    return out  # type: ignore[return-value]
+
+
+def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
+    tables = mapping.tables
+    costs = table_costs_for(ctx, tables)
+    P = ctx.n_cores
+    fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
+    for tm, pl in zip(tables, fixed, strict=True):
+        if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
+            raise UserError(
+                f"mapping: table {tm.name!r}: placement must be {tm.replicas} x {tm.shards} core ids in 0..{P - 1}"
+            )
+    roles = ctx.roles
+    cap_stg = float(roles.staging.capacity_bytes)
+    cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
+    if all(pl is not None for pl in fixed):
+        placements = fixed
+    else:
+        placements = assign(costs, fixed, P, cap_res, cap_stg)
+    cores = np.concatenate([pl.ravel() for pl in placements])
+    times = np.concatenate([c.task_time_s for c in costs])
+    core_time = np.bincount(cores, weights=times, minlength=P)
+    busiest = float(core_time.max())
+    hw = ctx.hw
+    gm_bound = sum(c.gm_bytes for c in costs) / hw.gm_bandwidth_bytes_per_s
+    l2_bound = sum(c.l2_bytes for c in costs) / hw.l2_bandwidth_bytes_per_s
+    merge_bytes = sum(c.merge_bytes for c in costs)
+    merge = merge_bytes / ctx.merge_bytes_per_s + hw.overheads.merge_sync_s if merge_bytes > 0 else 0.0
+    latency = max(busiest, gm_bound, l2_bound) + merge + hw.overheads.launch_s
+
+    reason = None
+    excess = 0.0
+    for c in costs:
+        if c.reason is not None:
+            excess += c.excess_bytes * c.replicas * c.shards
+            reason = reason or c.reason
+    memory = None
+    if any(c.needs_memory for c in costs):  # otherwise every task fits alone, which table_costs checked
+        memory, over, what = _core_memory(ctx, costs, cores, cap_res, cap_stg)
+        if over > 0:
+            excess += over
+            reason = reason or what
+    stored = sum(c.stored_bytes for c in costs)
+    if stored > hw.gm_capacity_bytes:
+        excess += stored - hw.gm_capacity_bytes
+        reason = reason or (
+            f"the tables need {fmt_bytes(stored)} of global memory, {hw.name} has {fmt_bytes(hw.gm_capacity_bytes)}"
+        )
+    return _Solution(
+        costs=costs,
+        placements=placements,
+        cores=cores,
+        core_time=core_time,
+        busiest_s=busiest,
+        gm_bound_s=gm_bound,
+        l2_bound_s=l2_bound,
+        merge_s=merge,
+        latency_s=latency,
+        feasible=reason is None,
+        reason=reason,
+        excess=float(excess),
+        memory=memory,
+    )
+
+
+def _core_memory(
+    ctx: ModelContext, costs: list[TableCost], cores: np.ndarray, cap_res: float, cap_stg: float
+) -> tuple[np.ndarray, float, str | None]:
+    """Per-core bytes (kept + largest transient, both roles), total overflow, and a sentence on the worst core."""
+    P = ctx.n_cores
+    kr = np.concatenate([np.tile(c.kept_resident, c.replicas) for c in costs])
+    ks = np.concatenate([np.tile(c.kept_staging, c.replicas) for c in costs])
+    tr = np.concatenate([np.tile(c.transient_resident, c.replicas) for c in costs])
+    ts = np.concatenate([np.tile(c.transient_staging, c.replicas) for c in costs])
+    kept_r = np.bincount(cores, weights=kr, minlength=P)
+    kept_s = np.bincount(cores, weights=ks, minlength=P)
+    max_r = np.zeros(P)
+    max_s = np.zeros(P)
+    np.maximum.at(max_r, cores, tr)
+    np.maximum.at(max_s, cores, ts)
+    used_r, used_s = kept_r + max_r, kept_s + max_s
+    over_r = np.maximum(used_r - cap_res, 0.0)
+    over_s = np.maximum(used_s - cap_stg, 0.0)
+    over = float(over_r.sum() + over_s.sum())
+    what = None
+    if over > 0:
+        roles = ctx.roles
+        if over_s.max() >= over_r.max():
+            c, mem, used = int(over_s.argmax()), roles.staging, used_s
+        else:
+            c, mem, used = int(over_r.argmax()), roles.resident, used_r
+        what = (
+            f"core {c} needs {fmt_bytes(used[c])} of {mem.name} for the data its tasks keep on-chip, "  # type: ignore[union-attr]
+            f"it has {fmt_bytes(mem.capacity_bytes)}"  # type: ignore[union-attr]
+        )
+    return used_r + used_s, over, what
+
+
+def score(ctx: ModelContext, mapping: Mapping) -> Score:
+    """Fast path for the search: latency and feasibility, no breakdown."""
+    s = _solve(ctx, mapping)
+    return Score(latency_s=s.latency_s, feasible=s.feasible, memory_excess_bytes=s.excess, reason=s.reason)
+
+
+def evaluate_latency(ctx: ModelContext, mapping: Mapping) -> float:
+    """Fast path for the search: the predicted latency in seconds (feasible or not; see `score`)."""
+    return _solve(ctx, mapping).latency_s
+
+
+def predict(profile: Any, hw: Any, mapping: Mapping, batch_size: int, ctx: ModelContext | None = None) -> Prediction:
+    """The predicted latency of one batch and its breakdown. Pass `ctx` to reuse a context's caches."""
+    if ctx is None:
+        ctx = ModelContext(profile, hw, batch_size)
+    s = _solve(ctx, mapping)
+    P = ctx.n_cores
+    if s.memory is None:
+        roles = ctx.roles
+        cap_res = roles.resident.capacity_bytes if roles.resident is not None and not roles.shared else np.inf
+        s.memory = _core_memory(ctx, s.costs, s.cores, cap_res, roles.staging.capacity_bytes)[0]
+    n_tasks = np.bincount(s.cores, minlength=P)
+    parts = np.concatenate([np.tile(c.parts_s, (1, c.replicas)) for c in s.costs], axis=1)
+    per_bound = np.stack([np.bincount(s.cores, weights=parts[b], minlength=P) for b in range(len(BOUNDS))])
+    mem = s.memory
+    per_core = tuple(
+        CoreLoad(
+            core=c,
+            time_s=float(s.core_time[c]),
+            memory_bytes=float(mem[c]),
+            n_tasks=int(n_tasks[c]),
+            bound=BOUNDS[int(per_bound[:, c].argmax())] if n_tasks[c] else "idle",
+        )
+        for c in range(P)
+    )
+    results = []
+    placements: dict[str, tuple[tuple[int, ...], ...]] = {}
+    for tm, c, pl in zip(mapping.tables, s.costs, s.placements, strict=True):
+        place = tuple(tuple(int(x) for x in row) for row in pl.tolist())
+        placements[tm.name] = place
+        foot = c.kept_resident + c.kept_staging + c.transient_resident + c.transient_staging
+        results.append(
+            TableResult(
+                name=tm.name,
+                strategy=tm.strategy,
+                replicas=tm.replicas,
+                shards=tm.shards,
+                sharding=tm.sharding,
+                hot_rows=tm.hot_rows,
+                dedup=tm.dedup,
+                time_s=c.max_time_s,
+                work_s=float(c.task_time_s.sum()),
+                share=c.max_time_s / s.latency_s,
+                task_memory_bytes=float(foot.max()),
+                gm_bytes=c.gm_bytes,
+                placement=place,
+            )
+        )
+    hw = ctx.hw
+    core_bound = max(s.busiest_s, s.gm_bound_s, s.l2_bound_s)
+    if core_bound == s.busiest_s:
+        binding = "busiest core"
+    elif core_bound == s.gm_bound_s:
+        binding = "chip GM bandwidth"
+    else:
+        binding = "chip L2 bandwidth"
+    mean = float(s.core_time.mean())
+    breakdown = {
+        "busiest_core_s": s.busiest_s,
+        "busiest_core": int(s.core_time.argmax()),
+        "mean_core_s": mean,
+        "imbalance": s.busiest_s / mean if mean > 0 else 1.0,
+        "chip_gm_bound_s": s.gm_bound_s,
+        "chip_l2_bound_s": s.l2_bound_s,
+        "merge_s": s.merge_s,
+        "launch_s": hw.overheads.launch_s,
+        "bound": binding,
+        "gm_bytes": sum(c.gm_bytes for c in s.costs),
+        "l2_bytes": sum(c.l2_bytes for c in s.costs),
+        "merge_bytes": sum(c.merge_bytes for c in s.costs),
+    }
+    return Prediction(
+        latency_s=s.latency_s,
+        feasible=s.feasible,
+        reason=s.reason,
+        memory_excess_bytes=s.excess,
+        batch_size=ctx.batch_size,
+        hardware=hw.name,
+        per_core=per_core,
+        tables=tuple(results),
+        breakdown=breakdown,
+        mapping=mapping.with_placement(placements),
+    )

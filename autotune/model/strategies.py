@@ -1,0 +1,307 @@
+"""The cost of one table's tasks under each single-core strategy: vectorised over every shard of many tables.
+
+A task is one (table, replica, shard) on one core. It serves q = B / replicas queries and the shard's share
+m of their look-ups: n = q x pooling x m look-ups. All replicas of a shard cost the same, so costs are
+computed per shard and tiled over replicas. Every term and its source is in docs/latency-model.md; the
+units are cycles of the look-up core's clock until the per-task overhead (seconds) is added.
+
+- GM: rows fetched one by one by DMA, `outstanding` in flight: per row max(latency / outstanding,
+  row bytes rounded up to the DMA block / per-core rate), at L2 figures for L2 hits; overlapped
+  (double-buffered) with pooling; pinned hot rows are gathered on-chip instead.
+- L1: the shard lives in the resident memory (preloaded once if that memory keeps data across batches,
+  else reloaded per batch); rows read on-chip, overlapped with pooling.
+- GM-UB / L1-UB: the shard streams through the staging memory in double-buffered chunks; per chunk the
+  vector unit scans the task's ids and gathers the hits. Cost grows with the shard's bytes, not with skew.
+  Accumulators for all q queries must fit beside the two chunks; otherwise the queries are processed in
+  groups and the shard is streamed once per group.
+- Sharded tasks scan all q x pooling ids to keep their own (routing); balanced shards also pay an id remap
+  (one remap-table read per id, shared among the k shards). De-duplication sorts the ids first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from autotune.model.context import ACC_BYTES, ID_BYTES, REMAP_BYTES, ModelContext
+from autotune.model.mapping import STRATEGIES
+
+STRATEGY_CODE = {s: i for i, s in enumerate(STRATEGIES)}
+GM, L1, GM_UB, L1_UB = range(4)
+Knobs = tuple[int, int, str, str, int, bool, "int | None"]
+BOUNDS = ("latency", "bandwidth", "compute", "overhead")
+
+
+@dataclass(frozen=True, eq=False)
+class TableCost:
+    """The cost and footprint of every task of one table under one set of knobs (replica-major task order)."""
+
+    table: int
+    knobs: tuple
+    replicas: int
+    shards: int
+    shard_time_s: np.ndarray  # (k,) time of one task of each shard
+    task_time_s: np.ndarray  # (r*k,) task i = (replica i // k, shard i % k)
+    parts_s: np.ndarray  # (4, k) seconds per shard task bound by latency, bandwidth, compute, overhead
+    kept_resident: np.ndarray  # (k,) bytes kept across batches in the resident memory (distinct from staging)
+    kept_staging: np.ndarray  # (k,) bytes kept across batches in the staging memory
+    transient_resident: np.ndarray  # (k,) bytes held in the resident memory during the task only
+    transient_staging: np.ndarray  # (k,) bytes held in the staging memory during the task only
+    gm_bytes: float  # global-memory bytes read per batch by all tasks (chip bandwidth bound)
+    l2_bytes: float  # L2 bytes read per batch by all tasks
+    merge_bytes: float  # bytes moved to merge the shards' partial pooled vectors (0 if one shard)
+    stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
+    max_time_s: float
+    desc: tuple[int, ...]  # shards, slowest first
+    needs_memory: bool  # whether any bytes are kept across batches (assignment must check capacities)
+    reason: str | None  # why these knobs cannot run on this chip (None: they can)
+    excess_bytes: float  # by how much a single task overflows a memory (0 when it fits)
+
+
+def fmt_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    n = float(n)
+    for size, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {name}"
+    return f"{n:.0f} B"
+
+
+def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list[TableCost]:
+    """Cost every (table index, knobs) entry in one vectorised pass over all their shards."""
+    if not entries:
+        return []
+    hw, core, roles = ctx.hw, ctx.core, ctx.roles
+    stg, res = roles.staging, roles.resident
+    B = float(ctx.batch_size)
+    E = len(entries)
+    t_idx = np.empty(E, dtype=np.intp)
+    r_e = np.empty(E)
+    k_e = np.empty(E, dtype=np.intp)
+    code_e = np.empty(E, dtype=np.intp)
+    hot_e = np.empty(E)
+    dedup_e = np.empty(E, dtype=bool)
+    bal_e = np.empty(E, dtype=bool)
+    chunk_e = np.empty(E)
+    ratio_e = np.empty(E)
+    h_e = np.empty(E)
+    l2h_e = np.empty(E)
+    masses = []
+    for e, (t, knobs) in enumerate(entries):
+        r, k, sharding, strategy, hot, dedup, chunk = knobs
+        code = STRATEGY_CODE[strategy]
+        t_idx[e], r_e[e], k_e[e], code_e[e] = t, r, k, code
+        hot = hot if code == GM else 0
+        hot_e[e], dedup_e[e] = hot, dedup
+        bal_e[e] = sharding == "balanced" and k > 1
+        chunk_e[e] = chunk if chunk else ctx.default_chunk_bytes
+        lookups = B / r * ctx.pooling[t]
+        ratio_e[e] = ctx.unique_ratio(t, lookups) if dedup else 1.0
+        h_e[e], l2h_e[e] = ctx.pinned_hits(t, float(hot) * k)
+        masses.append(ctx.shard_mass(t, k, sharding))
+
+    # ---- per shard (entries repeated k times)
+    m = np.concatenate(masses)
+    t = np.repeat(t_idx, k_e)
+    r = np.repeat(r_e, k_e)
+    k = np.repeat(k_e, k_e).astype(float)
+    code = np.repeat(code_e, k_e)
+    dedup = np.repeat(dedup_e, k_e)
+    bal = np.repeat(bal_e, k_e)
+    h = np.repeat(h_e, k_e)
+    l2h = np.repeat(l2h_e, k_e)
+    chunk = np.repeat(chunk_e, k_e)
+    ratio = np.repeat(ratio_e, k_e)
+    rb, rbg, rbu, dim = ctx.row_bytes[t], ctx.row_bytes_gm[t], ctx.row_bytes_ub[t], ctx.dim[t]
+    rows_s = np.ceil(ctx.rows[t] / k)
+    shard_bytes = rows_s * rb
+    hot_rows = np.minimum(np.repeat(hot_e, k_e), rows_s)
+
+    q = B / r  # queries per task
+    N = q * ctx.pooling[t]  # look-ups of the replica's slice of the whole table
+    n = N * m  # look-ups of this task
+    f = np.where(dedup, np.minimum(n * ratio, rows_s), n)  # rows fetched
+
+    gm_rate, l2_rate = core.gm_read_bytes_per_cycle, core.l2_read_bytes_per_cycle
+    pool_rate, gather_rate = core.pool_bytes_per_cycle, core.gather_bytes_per_cycle
+    lat_gm, lat_l2, out = core.gm_latency_cycles, core.l2_latency_cycles, max(core.outstanding_requests, 1)
+    l1_rate = roles.l1_to_staging_bytes_per_cycle or 1.0
+
+    is_gm, is_l1, is_gmub, is_l1ub = code == GM, code == L1, code == GM_UB, code == L1_UB
+    is_ub = is_gmub | is_l1ub
+    zero = np.zeros_like(m)
+
+    # ---- serial steps before the pipelined loop
+    sort = np.where(dedup, n * ID_BYTES * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))) / pool_rate, 0.0)
+    route = np.where(k > 1, N * ID_BYTES / pool_rate, 0.0)
+    remap_lat, remap_bw = lat_gm / out, core.gm_block_bytes / gm_rate
+    remap = np.where(bal, N / k * max(remap_lat, remap_bw), 0.0)
+    remap_gm_bytes = np.where(bal, N / k * core.gm_block_bytes, 0.0)
+
+    # ---- GM: per-row DMA cost at GM or L2 figures; pinned hits are gathered on-chip
+    c_gm_lat, c_gm_bw = lat_gm / out, rbg / gm_rate
+    c_l2_lat, c_l2_bw = lat_l2 / out, rbg / l2_rate
+    hits = np.where(is_gm, f * h, 0.0)
+    miss = f - hits
+    fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
+    fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
+    fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
+    pool = n * rb / pool_rate
+
+    # ---- *-UB: chunks double-buffered in staging, accumulators beside them, query groups if they do not fit
+    acc_room = stg.capacity_bytes - 2.0 * chunk
+    groups = np.where(is_ub, np.ceil(q * dim * ACC_BYTES / np.maximum(acc_room, 1.0)), 1.0)
+    n_chunks = np.ceil(shard_bytes / chunk)
+    stream_rate = np.where(is_gmub, gm_rate, l1_rate)
+    stream = groups * shard_bytes / stream_rate
+    fill_chunk = np.minimum(chunk, shard_bytes) / stream_rate
+
+    mem = np.select([is_gm, is_l1, is_ub], [fetch_l2 + fetch_gm, f * rbu / l1_rate, stream], 0.0)
+    comp = np.select(
+        [is_gm, is_l1, is_ub],
+        [pool + hits * rbu / gather_rate, pool, n_chunks * f * ID_BYTES / pool_rate + f * rbu / gather_rate + pool],
+        0.0,
+    )
+    fill = np.select([is_gm, is_gmub, is_l1ub], [np.full_like(m, lat_gm), fill_chunk + lat_gm, fill_chunk], 0.0)
+
+    # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches
+    table_in_res = is_l1 | is_l1ub
+    pin_mem = res if res is not None else stg
+    pinned_bytes = np.where(is_gm, hot_rows * rbu, 0.0)
+    res_keeps = res is not None and res.resident
+    res_fill = res.fill_bytes_per_cycle if res is not None else gm_rate
+    reload = np.where(table_in_res & (not res_keeps), shard_bytes / res_fill, 0.0)
+    pin_keeps = pin_mem.resident
+    reload = reload + (0.0 if pin_keeps else pinned_bytes / pin_mem.fill_bytes_per_cycle)
+    reload_gm_bytes = np.where(table_in_res & (not res_keeps), shard_bytes, 0.0) + (0.0 if pin_keeps else pinned_bytes)
+
+    work = np.select(
+        [is_gm, is_l1, is_ub],
+        [2.0 * rbu + dim * ACC_BYTES, 2.0 * rbu + dim * ACC_BYTES, np.minimum(2.0 * chunk + q * dim * ACC_BYTES, stg.capacity_bytes)],
+        0.0,
+    )
+    table_res_bytes = np.where(table_in_res, shard_bytes, 0.0)
+    if res is None:
+        kept_res, tr_res = zero, zero
+        kept_stg = pinned_bytes if pin_keeps else zero
+        tr_stg = work + (zero if pin_keeps else pinned_bytes)
+    else:
+        kept_res = (table_res_bytes if res_keeps else zero) + (pinned_bytes if pin_keeps else zero)
+        tr_res = (zero if res_keeps else table_res_bytes) + (zero if pin_keeps else pinned_bytes)
+        kept_stg, tr_stg = zero, work
+        if roles.shared:
+            kept_stg, tr_stg = kept_res, tr_stg + tr_res
+            kept_res, tr_res = zero, zero
+
+    # ---- time and its attribution to what binds it
+    loop = np.maximum(mem, comp)
+    mem_wins = mem > comp
+    mem_lat = np.where(is_gm, fetch_lat, 0.0)
+    serial = sort + route + remap + reload
+    cycles = serial + loop + fill
+    remap_is_lat = remap_lat >= remap_bw
+    lat_c = fill + np.where(mem_wins, mem_lat, 0.0) + (remap if remap_is_lat else 0.0)
+    bw_c = reload + np.where(mem_wins, mem - mem_lat, 0.0) + (0.0 if remap_is_lat else remap)
+    comp_c = sort + route + np.where(mem_wins, 0.0, loop)
+    per_task = hw.overheads.per_task_s
+    clock = ctx.clock_hz
+    time_s = cycles / clock + per_task
+    parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, np.full_like(m, per_task)])
+
+    gm_bytes_s = (
+        miss * (1.0 - l2h) * rbg + remap_gm_bytes + reload_gm_bytes + np.where(is_gmub, groups * shard_bytes, 0.0)
+    )
+    l2_bytes_s = miss * l2h * rbg
+
+    # ---- split back per entry
+    results = []
+    ends = np.cumsum(k_e)
+    starts = ends - k_e
+    for e, (ti, knobs) in enumerate(entries):
+        a, b = starts[e], ends[e]
+        re, ke = int(r_e[e]), int(k_e[e])
+        st = time_s[a:b]
+        reason, excess = _infeasible(ctx, ti, knobs, st, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b],
+                                     acc_room[a], dim[a])
+        tp = ctx.tables[ti]
+        merge = 2.0 * ke * B * tp.dim * ACC_BYTES if ke > 1 else 0.0
+        stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
+        results.append(
+            TableCost(
+                table=ti,
+                knobs=knobs,
+                replicas=re,
+                shards=ke,
+                shard_time_s=st,
+                task_time_s=np.tile(st, re),
+                parts_s=parts[:, a:b],
+                kept_resident=kept_res[a:b],
+                kept_staging=kept_stg[a:b],
+                transient_resident=tr_res[a:b],
+                transient_staging=tr_stg[a:b],
+                gm_bytes=float(gm_bytes_s[a:b].sum()) * re,
+                l2_bytes=float(l2_bytes_s[a:b].sum()) * re,
+                merge_bytes=merge,
+                stored_bytes=float(stored),
+                max_time_s=float(st.max()),
+                desc=tuple(int(i) for i in np.argsort(-st, kind="stable")),
+                needs_memory=bool(kept_res[a:b].any() or kept_stg[a:b].any()),
+                reason=reason,
+                excess_bytes=excess,
+            )
+        )
+    return results
+
+
+def _infeasible(
+    ctx: ModelContext,
+    t: int,
+    knobs: Knobs,
+    shard_time: np.ndarray,
+    kept_res: np.ndarray,
+    tr_res: np.ndarray,
+    kept_stg: np.ndarray,
+    tr_stg: np.ndarray,
+    acc_room: float,
+    dim: float,
+) -> tuple[str | None, float]:
+    """Why one task of these knobs cannot run on one core of this chip, and by how many bytes it overflows."""
+    r, k, _sharding, strategy, hot, _dedup, chunk = knobs
+    name = ctx.tables[t].name
+    roles, hw, core = ctx.roles, ctx.hw, ctx.core
+    if r * k > ctx.n_cores:
+        return f"table {name} needs {r * k} cores (replicas x shards), {hw.name} has {ctx.n_cores}", 0.0
+    code = STRATEGY_CODE[strategy]
+    if code in (L1, L1_UB) and roles.resident is None:
+        need = float(np.ceil(ctx.rows[t] / k) * ctx.row_bytes[t])
+        return (
+            f"table {name} needs {fmt_bytes(need)} of L1 ({strategy}), a core has 0 B on {hw.name} {core.name} cores",
+            need,
+        )
+    if code in (GM_UB, L1_UB) and acc_room < dim * ACC_BYTES:
+        c = chunk or ctx.default_chunk_bytes
+        over = 2.0 * c + dim * ACC_BYTES - roles.staging.capacity_bytes
+        return (
+            f"table {name}: two chunks of {fmt_bytes(c)} ({strategy}) leave no room for one pooled vector in "
+            f"{fmt_bytes(roles.staging.capacity_bytes)} of {roles.staging.name}; use a smaller chunk_bytes",
+            max(over, 0.0),
+        )
+    worst = 0.0
+    reason = None
+    slots = [(roles.staging, kept_stg, tr_stg)]
+    if roles.resident is not None and not roles.shared:
+        slots.append((roles.resident, kept_res, tr_res))
+    for memory, kept, tr in slots:
+        used = float((kept + tr).max())
+        over = used - memory.capacity_bytes
+        if over > worst:
+            worst = over
+            what = "pinned hot rows" if hot and code == GM else f"{strategy} data"
+            reason = (
+                f"table {name} needs {fmt_bytes(used)} of {memory.name} per task ({what}), a {core.name} core has "
+                f"{fmt_bytes(memory.capacity_bytes)}"
+            )
+    return reason, worst
+

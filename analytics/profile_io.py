@@ -1,0 +1,156 @@
+"""The profile directory on disk: write it atomically, read its counts back, merge two profiles.
+
+Layout of a profile directory:
+- `profile.json`: the versioned `WorkloadProfile` (autotune.workload.load_profile reads it): per table the
+  sizes, counts, coverage and rank curves, reuse histograms, unique curve, bucket masses, hot ids.
+- `counts.parquet`: columns table (string), id (string), row (int64), count (int64), one row per distinct
+  (table, id), in no particular order. Every figure of `profile.json` derives from it (plus the per-query
+  figures kept in `profile.json`), which is why two profiles merge exactly.
+- `plots/` (optional): coverage.png and frequency.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analytics.build import TableSettings, table_profile
+from autotune.atomic import atomic_dir, write_json
+from autotune.errors import UserError
+from autotune.workload import TableProfile, WorkloadProfile, load_profile
+
+COUNTS_FILE = "counts.parquet"
+PROFILE_FILE = "profile.json"
+COUNTS_SCHEMA = pa.schema([("table", pa.string()), ("id", pa.string()), ("row", pa.int64()), ("count", pa.int64())])
+
+#: One table's counts as written: (name, ids, rows, counts).
+TableArrays = tuple[str, pa.Array, np.ndarray, np.ndarray]
+
+
+def counts_table(tables: list[TableArrays]) -> pa.Table:
+    """All tables' counts as one Arrow table with `COUNTS_SCHEMA`."""
+    parts = [
+        pa.table(
+            [
+                pa.repeat(name, len(ids)).cast(pa.string()),
+                ids.cast(pa.string()),
+                pa.array(rows, pa.int64()),
+                pa.array(counts, pa.int64()),
+            ],
+            schema=COUNTS_SCHEMA,
+        )
+        for name, ids, rows, counts in tables
+    ]
+    return pa.concat_tables(parts) if parts else COUNTS_SCHEMA.empty_table()
+
+
+def write_profile(
+    out_dir: Path,
+    profile: WorkloadProfile,
+    tables: list[TableArrays],
+    extras: Callable[[Path, WorkloadProfile], None] | None = None,
+) -> Path:
+    """Write profile.json and counts.parquet into `out_dir` atomically (all or nothing); `extras` adds files."""
+    with atomic_dir(out_dir) as tmp:
+        pq.write_table(counts_table(tables), tmp / COUNTS_FILE, compression="lz4", use_dictionary=["table"])
+        write_json(tmp / PROFILE_FILE, profile.to_dict())
+        if extras is not None:
+            extras(tmp, profile)
+    return out_dir
+
+
+def read_counts(profile_dir: Path) -> dict[str, tuple[pa.Array, np.ndarray]]:
+    """Per table: (ids, counts) from a profile's counts.parquet."""
+    f = Path(profile_dir) / COUNTS_FILE
+    try:
+        t = pq.read_table(f, columns=["table", "id", "count"])
+    except (OSError, pa.ArrowException) as exc:
+        raise UserError(
+            f"{f}: cannot read the profile's counts ({exc}); regenerate it with `autotune analyze`"
+        ) from None
+    names = t.column("table").combine_chunks()
+    ids = t.column("id").combine_chunks()
+    counts = t.column("count").combine_chunks()
+    out = {}
+    for name in pc.unique(names).to_pylist():
+        mask = pc.equal(names, name)
+        out[name] = (ids.filter(mask), counts.filter(mask).to_numpy())
+    return out
+
+
+def _settings(t: TableProfile) -> TableSettings:
+    from_model = bool(t.extra.get("rows_from_model", False))
+    return TableSettings(t.rows if from_model else None, t.dim, t.dtype, str(t.extra.get("row_map", "dense")))
+
+
+def _raw(t: TableProfile, p: WorkloadProfile) -> tuple[int, int]:
+    """(queries of the log, queries with a look-up of t) as counted, i.e. before any sampling scale-up."""
+    s = t.extra.get("sampled")
+    if p.sample_fraction and isinstance(s, dict):
+        return int(s["queries_total"]), int(s["queries"])
+    return p.queries, t.queries
+
+
+def merge_profiles(
+    a_dir: str | Path, b_dir: str | Path, out_dir: str | Path, name: str | None = None
+) -> WorkloadProfile:
+    """Merge two profiles of the same tables (e.g. two log shards): counts add up and every figure is
+    recomputed; queries, missing, rows_read and rows_skipped add up, pooling_max is the max."""
+    a, b = load_profile(a_dir), load_profile(b_dir)
+    if a.table_names != b.table_names:
+        raise UserError(
+            f"{b_dir}: its tables ({', '.join(b.table_names)}) differ from {a_dir}'s ({', '.join(a.table_names)}); "
+            "only profiles of the same tables merge"
+        )
+    if a.sample_fraction != b.sample_fraction:
+        raise UserError(
+            f"{b_dir}: sampled at {b.sample_fraction}, {a_dir} at {a.sample_fraction}; "
+            "merge profiles analysed with the same --sample"
+        )
+    ca, cb = read_counts(Path(a_dir)), read_counts(Path(b_dir))
+    frac = a.sample_fraction
+    tables, arrays = [], []
+    top_k = max((len(t.hot_ids) for t in a.tables + b.tables), default=0)
+    qa_total = qb_total = 0
+    for ta in a.tables:
+        tb = b.table(ta.name)
+        sa, sb = _settings(ta), _settings(tb)
+        if (sa.dim, sa.dtype, sa.row_map, sa.rows) != (sb.dim, sb.dtype, sb.row_map, sb.rows):
+            raise UserError(
+                f"{b_dir}: table {ta.name!r} has a different model (rows, dim, dtype or row map) than in {a_dir}"
+            )
+        ids_a, n_a = ca.get(ta.name, (pa.array([], pa.string()), np.zeros(0, np.int64)))
+        ids_b, n_b = cb.get(ta.name, (pa.array([], pa.string()), np.zeros(0, np.int64)))
+        both = pa.table({"id": pa.concat_arrays([ids_a, ids_b]), "n": pa.array(np.concatenate([n_a, n_b]), pa.int64())})
+        summed = both.group_by("id").aggregate([("n", "sum")])
+        ids, counts = summed.column("id").combine_chunks(), summed.column("n_sum").to_numpy()
+        (qa_total, qa), (qb_total, qb) = _raw(ta, a), _raw(tb, b)
+        prof, rows = table_profile(
+            ta.name,
+            ids,
+            counts,
+            sa,
+            queries_total=qa_total + qb_total,
+            queries_with=qa + qb,
+            pooling_max=max(ta.pooling_max, tb.pooling_max),
+            top_k=top_k,
+            sample_fraction=frac,
+        )
+        tables.append(prof)
+        arrays.append((ta.name, ids, rows, counts))
+    merged = WorkloadProfile(
+        name=name or f"{a.name}+{b.name}",
+        queries=a.queries + b.queries,
+        rows_read=a.rows_read + b.rows_read,
+        rows_skipped=a.rows_skipped + b.rows_skipped,
+        tables=tuple(tables),
+        sample_fraction=frac,
+        source={"merged_from": [str(a_dir), str(b_dir)], "sources": [a.source, b.source]},
+    )
+    write_profile(Path(out_dir), merged, arrays)
+    return load_profile(out_dir)

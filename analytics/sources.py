@@ -1,0 +1,138 @@
+"""Which files a LOGS argument names, and what each one is (container, compression, layout).
+
+A LOGS argument is a file, a folder (every log file inside, recursively: `*.csv`, `*.tsv`, `*.txt`,
+`*.log`, `*.parquet`, `*.pq`, any of the text ones with `.gz`, and files without an extension such as
+Criteo's `day_0`; hidden files and `_SUCCESS`-style markers are skipped) or a glob (`logs/*.tsv.gz`,
+`**` allowed). Compression is read from the magic bytes, not the name.
+
+Format detection (`--format auto`), from the first line of the first file:
+Parquet by its magic bytes; `long` when the header is exactly query_id, table, id; `criteo` when the
+line has 40 tab-separated fields and the first is a 0/1 label; else `tsv` when it holds a tab, else `csv`.
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from autotune.errors import UserError
+
+FORMATS: tuple[str, ...] = ("auto", "criteo", "csv", "tsv", "parquet", "long")
+LOG_SUFFIXES = frozenset({".csv", ".tsv", ".txt", ".log", ".parquet", ".pq", ""})
+CRITEO_FIELDS = 40
+LONG_COLUMNS = ("query_id", "table", "id")
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+
+
+@dataclass(frozen=True)
+class LogFile:
+    """One input file: its path, whether it is Parquet, and its text compression ('none' or 'gzip')."""
+
+    path: Path
+    parquet: bool
+    compression: str
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What the first line of the first file says: format, delimiter and the header fields."""
+
+    format: str
+    delimiter: str
+    first_fields: tuple[str, ...]
+
+
+def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
+    """Every input file, in argument order (folders and globs sorted), each classified; bad ones raise."""
+    files: list[Path] = []
+    for arg in paths:
+        p = Path(arg)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _is_log_name(f, p))
+            if not found:
+                raise UserError(f"{p}: folder holds no log files (csv, tsv, txt, log, parquet, optionally .gz)")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        elif glob.has_magic(str(arg)):
+            found = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
+            if not found:
+                raise UserError(f"{arg}: no file matches this pattern")
+            files.extend(found)
+        else:
+            raise UserError(f"{p}: no such file or folder")
+    if not files:
+        raise UserError("no input logs given")
+    seen: set[Path] = set()
+    out = []
+    for f in files:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(classify(f))
+    return tuple(out)
+
+
+def _is_log_name(f: Path, root: Path) -> bool:
+    rel = f.relative_to(root).parts
+    if any(part.startswith((".", "_")) for part in rel):
+        return False
+    name = f.name[:-3] if f.name.endswith(".gz") else f.name
+    return Path(name).suffix.lower() in LOG_SUFFIXES
+
+
+def classify(path: Path) -> LogFile:
+    """Parquet or text, gzip or not, from the first bytes; an empty or unreadable file raises."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file ({exc.strerror})") from None
+    if not head:
+        raise UserError(f"{path}: the file is empty; remove it from the inputs")
+    if head == PARQUET_MAGIC:
+        return LogFile(path, True, "none")
+    return LogFile(path, False, "gzip" if head[:2] == GZIP_MAGIC else "none")
+
+
+def first_line(f: LogFile) -> str:
+    """The first line of a text log (decompressed), without its newline; undecodable bytes raise."""
+    try:
+        opener = gzip.open if f.compression == "gzip" else open
+        with opener(f.path, "rb") as fh:
+            line = fh.readline(1 << 20)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise UserError(f"{f.path}: cannot read the file ({exc})") from None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{f.path}: line 1 is not UTF-8 text; logs must be UTF-8 (or Parquet)") from None
+    text = text.rstrip("\r\n")
+    if not text:
+        raise UserError(f"{f.path}: the file is empty (no text on line 1)")
+    return text
+
+
+def split_fields(line: str, delimiter: str) -> tuple[str, ...]:
+    """Fields of one CSV/TSV line (CSV quoting honoured for commas)."""
+    if delimiter == "\t":
+        return tuple(line.split("\t"))
+    return tuple(next(csv.reader(io.StringIO(line), delimiter=delimiter)))
+
+
+def sniff(f: LogFile) -> Sniffed:
+    """Detect the format of a text log from its first line (see the module docstring)."""
+    line = first_line(f)
+    delimiter = "\t" if "\t" in line else ","
+    fields = split_fields(line, delimiter)
+    if tuple(x.strip().lower() for x in fields) == LONG_COLUMNS:
+        return Sniffed("long", delimiter, fields)
+    if delimiter == "\t" and len(fields) == CRITEO_FIELDS and fields[0] in ("0", "1"):
+        return Sniffed("criteo", delimiter, fields)
+    return Sniffed("tsv" if delimiter == "\t" else "csv", delimiter, fields)

@@ -1,0 +1,216 @@
+"""Pure statistics of one table's id counts: every figure of a `TableProfile` from a counts array.
+
+Nothing here reads files or the logs: the input is the per-id look-up counts (and, for `bucket_mass`, the
+row each id maps to), so a profile can be recomputed from `counts.parquet` alone (that is how profiles
+merge). Conventions:
+
+- "hottest H ids" means the H largest counts (ties broken by id in `hot_ids`; shares do not depend on it).
+- Coverage at p percent uses the hottest ceil(p% x distinct) ids, computed in exact rational arithmetic so
+  that 0.1% of 1000 ids is exactly 1 id.
+- Reuse bins are DreamShard's / Meta's `locality_stats`: (0,1], (1,2], (2,4], ..., (16384,32768],
+  (32768,inf), i.e. count c falls in bin bit_length(c - 1), capped at 16.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from autotune.workload import COVERAGE_PERCENTS, N_BUCKETS, REUSE_BINS
+
+#: Grid points per octave of the rank curve (H = round(2^(k / 4))).
+RANK_POINTS_PER_OCTAVE = 4
+#: The unique curve is evaluated at n = 2^0 .. 2^UNIQUE_MAX_LOG2 look-ups (a batch slice never holds more).
+UNIQUE_MAX_LOG2 = 26
+#: Zipf fit: ranks whose count is at least this many look-ups (below it, sampling noise flattens the tail).
+ZIPF_MIN_COUNT = 10
+#: Zipf fit: at most this share of the distinct ids (the head), and at least this many grid points.
+ZIPF_HEAD_SHARE = 0.5
+ZIPF_MIN_POINTS = 3
+
+
+@dataclass(frozen=True)
+class CountStats:
+    """The frequency figures of one table, derived from its per-id counts only."""
+
+    accesses: int
+    distinct: int
+    top_share: float
+    zipf_alpha: float
+    coverage: dict[str, float]
+    rank_curve: tuple[tuple[int, float], ...]
+    unique_curve: tuple[tuple[int, float], ...]
+    reuse_rows: tuple[float, ...]
+    reuse_accesses: tuple[float, ...]
+
+
+def sorted_desc(counts: np.ndarray) -> np.ndarray:
+    """Counts sorted hottest first, as int64."""
+    return np.sort(np.asarray(counts, dtype=np.int64))[::-1]
+
+
+def hottest_count(distinct: int, percent: str) -> int:
+    """ceil(percent% x distinct), exactly (`percent` is a decimal string such as "0.1")."""
+    return math.ceil(Fraction(percent) * distinct / 100)
+
+
+def coverage(desc: np.ndarray, percents: tuple[str, ...] = COVERAGE_PERCENTS) -> dict[str, float]:
+    """Share of accesses served by the hottest ceil(p% x distinct) ids, for each percent p."""
+    total = int(desc.sum())
+    cum = np.cumsum(desc)
+    out = {}
+    for p in percents:
+        k = min(hottest_count(len(desc), p), len(desc))
+        out[p] = float(cum[k - 1] / total) if k > 0 and total > 0 else 0.0
+    return out
+
+
+def rank_grid(distinct: int, per_octave: int = RANK_POINTS_PER_OCTAVE) -> np.ndarray:
+    """0, then round(2^(k/per_octave)) for k = 0, 1, ... below `distinct`, then `distinct` (strictly increasing)."""
+    if distinct <= 0:
+        return np.array([0], dtype=np.int64)
+    top = math.log2(distinct) * per_octave
+    pts = np.round(2.0 ** (np.arange(0, math.floor(top) + 1) / per_octave)).astype(np.int64)
+    grid = np.unique(np.concatenate([[0], pts[pts < distinct], [distinct]]))
+    return grid
+
+
+def rank_curve(desc: np.ndarray) -> tuple[tuple[int, float], ...]:
+    """(H, share of accesses of the H hottest ids) on the log grid, from (0, 0) to exactly (distinct, 1)."""
+    total = int(desc.sum())
+    grid = rank_grid(len(desc))
+    cum = np.concatenate([[0], np.cumsum(desc)])
+    shares = cum[grid] / total if total > 0 else np.zeros(len(grid))
+    pts = [(int(h), float(s)) for h, s in zip(grid, shares, strict=True)]
+    if len(pts) == 1:  # no ids at all: a flat curve the loader accepts (two points, increasing x)
+        pts.append((1, 0.0))
+    else:
+        pts[-1] = (pts[-1][0], 1.0)
+    return tuple(pts)
+
+
+def unique_curve(counts: np.ndarray, max_log2: int = UNIQUE_MAX_LOG2) -> tuple[tuple[int, float], ...]:
+    """(n, expected distinct ids among n iid look-ups drawn from the observed frequencies), n = 1, 2, 4, ...
+
+    E[distinct] = sum_i 1 - (1 - p_i)^n = -sum_i expm1(n log1p(-p_i)), evaluated once per distinct count
+    value (ids with equal counts contribute equally), so the cost is (grid points x distinct count values).
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    total = int(c.sum())
+    ns = 2 ** np.arange(0, max_log2 + 1, dtype=np.int64)
+    if total == 0:
+        return tuple((int(n), 0.0) for n in ns)
+    values, mult = np.unique(c, return_counts=True)
+    p = values / total
+    with np.errstate(divide="ignore"):
+        lg = np.log1p(-p)  # -inf where p == 1 (a single id): expm1(-inf) = -1, i.e. always seen
+    expected = -(np.expm1(np.outer(ns.astype(float), lg)) @ mult.astype(float))
+    expected = np.minimum(expected, np.minimum(ns, len(c)))  # rounding can only overshoot these bounds
+    return tuple((int(n), float(e)) for n, e in zip(ns, expected, strict=True))
+
+
+def reuse_bin(counts: np.ndarray) -> np.ndarray:
+    """Power-of-two reuse bin of each count: (0,1] -> 0, (1,2] -> 1, (2,4] -> 2, ..., > 32768 -> 16."""
+    c = np.asarray(counts, dtype=np.int64)
+    _, exp = np.frexp((c - 1).astype(float))  # exp = bit_length(c - 1), exact for c - 1 < 2^53
+    return np.minimum(exp, REUSE_BINS - 1)
+
+
+def reuse_histograms(counts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(share of distinct ids, share of accesses) per reuse bin."""
+    c = np.asarray(counts, dtype=np.int64)
+    if len(c) == 0:
+        zero = (0.0,) * REUSE_BINS
+        return zero, zero
+    b = reuse_bin(c)
+    ids = np.bincount(b, minlength=REUSE_BINS) / len(c)
+    acc = np.bincount(b, weights=c.astype(float), minlength=REUSE_BINS) / c.sum()
+    return tuple(float(x) for x in ids), tuple(float(x) for x in acc)
+
+
+def bucket_mass(rows: np.ndarray, counts: np.ndarray, n_rows: int, n_buckets: int = N_BUCKETS) -> tuple[float, ...]:
+    """Share of accesses per contiguous row range: bucket b holds rows [b n_rows / B, (b + 1) n_rows / B).
+
+    Row r falls in bucket floor(r B / n_rows). With no accesses the mass is spread evenly (an idle table
+    loads every shard equally: zero), so the vector still sums to 1 as the profile requires.
+    """
+    r = np.asarray(rows, dtype=np.int64)
+    c = np.asarray(counts, dtype=float)
+    if len(r) == 0 or c.sum() == 0:
+        return tuple([1.0 / n_buckets] * n_buckets)
+    if r.min() < 0 or r.max() >= n_rows:
+        raise ValueError(f"rows must lie in [0, {n_rows})")
+    b = (r * n_buckets) // n_rows
+    mass = np.bincount(b, weights=c, minlength=n_buckets) / c.sum()
+    return tuple(float(x) for x in mass)
+
+
+def zipf_alpha(desc: np.ndarray) -> float:
+    """Exponent a of count ~ rank^-a, by least squares of log count on log rank over the head.
+
+    Which ranks: the log grid 1, round(2^(1/4)), round(2^(2/4)), ... (duplicates dropped), restricted to
+    ranks r <= max(ZIPF_MIN_POINTS, ZIPF_HEAD_SHARE x distinct) whose count is >= ZIPF_MIN_COUNT; the log
+    grid weights every octave of ranks equally instead of letting the long tail dominate, and the count
+    floor drops the ranks where Poisson noise and ties (many ids seen once or twice) flatten the curve.
+    With fewer than ZIPF_MIN_POINTS such ranks, every grid rank is used; with fewer than two, 0. The result
+    is clipped at 0 (a flat or rising curve is "no skew").
+    """
+    d = len(desc)
+    if d < 2:
+        return 0.0
+    grid = rank_grid(d)[1:]  # ranks >= 1
+    limit = max(ZIPF_MIN_POINTS, int(ZIPF_HEAD_SHARE * d))
+    head = grid[(grid <= limit) & (desc[np.minimum(grid, d) - 1] >= ZIPF_MIN_COUNT)]
+    if len(head) < ZIPF_MIN_POINTS:
+        head = grid
+    if len(head) < 2:
+        return 0.0
+    x = np.log(head.astype(float))
+    y = np.log(desc[head - 1].astype(float))
+    slope = np.polyfit(x, y, 1)[0]
+    return float(max(0.0, -slope))
+
+
+def count_stats(counts: np.ndarray) -> CountStats:
+    """Every frequency figure of a table from its per-id counts (any order)."""
+    desc = sorted_desc(counts)
+    total = int(desc.sum())
+    reuse_rows, reuse_acc = reuse_histograms(desc)
+    return CountStats(
+        accesses=total,
+        distinct=len(desc),
+        top_share=float(desc[0] / total) if total else 0.0,
+        zipf_alpha=zipf_alpha(desc),
+        coverage=coverage(desc),
+        rank_curve=rank_curve(desc),
+        unique_curve=unique_curve(desc),
+        reuse_rows=reuse_rows,
+        reuse_accesses=reuse_acc,
+    )
+
+
+def hot_ids(ids: Any, counts: np.ndarray, k: int) -> tuple[tuple[str, int], ...]:
+    """The k most frequent (id, count), hottest first; equal counts in id order (deterministic).
+
+    `ids` is any sequence aligned with `counts` (a list, a numpy or a pyarrow array); only the candidates
+    are converted to Python strings, so a table of millions of ids costs one partition, not a sort.
+    """
+    c = np.asarray(counts, dtype=np.int64)
+    if k <= 0 or len(c) == 0:
+        return ()
+    k = min(k, len(c))
+    kth = np.partition(c, len(c) - k)[len(c) - k]
+    cand = np.flatnonzero(c >= kth)  # every id reaching the k-th largest count: boundary ties included
+    sub = ids.take(cand) if hasattr(ids, "take") else [ids[i] for i in cand]
+    names = sub.to_pylist() if hasattr(sub, "to_pylist") else list(sub)
+    order = sorted(range(len(cand)), key=lambda j: (-int(c[cand[j]]), str(names[j])))
+    return tuple((str(names[j]), int(c[cand[j]])) for j in order[:k])
+
+
+def binomial_stderr(share: float, n: int) -> float:
+    """Standard error of a share estimated from n independent look-ups: sqrt(s (1 - s) / n)."""
+    return math.sqrt(share * (1.0 - share) / n) if n > 0 else float("nan")

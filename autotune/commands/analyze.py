@@ -1,0 +1,125 @@
+"""`autotune analyze LOGS...`: profile query logs into a workload profile directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from autotune.console import emit_json, err
+from autotune.errors import UserError, handle_errors
+
+
+def _csv_list(value: str | None, option: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [x.strip() for x in value.split(",")]
+    if not all(items):
+        raise UserError(f"{option}: give comma-separated names without empty entries, got {value!r}")
+    return items
+
+
+@handle_errors
+def analyze_command(
+    logs: list[str] = typer.Argument(
+        ..., help="Log files, folders (every log file inside) or globs.", show_default=False
+    ),
+    fmt: str = typer.Option(
+        "auto", "--format", "-f", help="auto, criteo, csv, tsv, parquet or long (query_id,table,id rows)."
+    ),
+    tables: str | None = typer.Option(
+        None, "--tables", help="Comma-separated table columns (default: every non-numeric-looking column)."
+    ),
+    columns: str | None = typer.Option(
+        None, "--columns", help="Column names of headerless CSV/TSV files, comma-separated (line 1 is then data)."
+    ),
+    multi_sep: str | None = typer.Option(
+        None, "--multi-sep", help="Cells hold a bag of ids separated by this string (multi-hot look-ups), e.g. '|'."
+    ),
+    model: Path | None = typer.Option(
+        None, "--model", help="Model spec (TOML or JSON): per table name, rows, dim, dtype."
+    ),
+    dim: int = typer.Option(64, "--dim", help="Embedding dim of tables the model spec does not give."),
+    dtype: str = typer.Option("float32", "--dtype", help="Element dtype of tables the model spec does not give."),
+    row_map: str | None = typer.Option(
+        None,
+        "--row-map",
+        help="How an id becomes a row: hash (FNV-1a mod rows), identity, dense. "
+        "Default: hash when --model gives the table's rows, else dense.",
+    ),
+    strict: bool = typer.Option(False, "--strict", help="Stop at the first malformed row instead of skipping it."),
+    sample: float | None = typer.Option(
+        None, "--sample", help="Profile a deterministic sample of this fraction of queries (fast estimate)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --sample hash."),
+    top_k: int = typer.Option(64, "--top-k", help="Hot ids kept per table."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Profile directory (default runs/profiles/<name>/)."),
+    name: str | None = typer.Option(None, "--name", help="Profile name (default: the first input's stem)."),
+    plots: bool = typer.Option(False, "--plots", help="Also write coverage-curve and frequency-histogram PNGs."),
+    memory_limit: str = typer.Option(
+        "2GB", "--memory-limit", help="DuckDB memory limit; beyond it work spills to disk next to the output."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (progress stays on stderr)."),
+) -> None:
+    """Read query logs and write a workload profile: per table the look-up counts, skew, coverage curve,
+    reuse histogram, row-range masses and hot ids (profile.json + counts.parquet)."""
+    from analytics import analyze
+
+    with err.status("analysing logs") as status:
+        result = analyze(
+            logs,
+            fmt=fmt,
+            tables=_csv_list(tables, "--tables"),
+            columns=_csv_list(columns, "--columns"),
+            multi_sep=multi_sep,
+            model=model,
+            dim=dim,
+            dtype=dtype,
+            row_map=row_map,
+            strict=strict,
+            sample=sample,
+            seed=seed,
+            top_k=top_k,
+            out=out,
+            name=name,
+            plots=plots,
+            memory_limit=memory_limit,
+            progress=lambda msg: status.update(msg),
+        )
+    if result.profile.rows_skipped:
+        shown = "; ".join(result.skipped)
+        err.print(f"[yellow]skipped {result.profile.rows_skipped} malformed row(s)[/]: {shown}", highlight=False)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    _print_table(result)
+
+
+def _print_table(result: object) -> None:
+    from rich.table import Table
+
+    p = result.profile  # type: ignore[attr-defined]
+    title = f"{p.name}: {p.queries} queries, {p.rows_read} rows read, {p.rows_skipped} skipped"
+    if p.sample_fraction:
+        title += f" (estimate from a {p.sample_fraction:g} sample)"
+    t = Table(title=title)
+    for col in ("table", "rows", "accesses", "distinct", "missing", "pooling", "top share", "1% ids", "zipf α"):
+        t.add_column(col, justify="left" if col == "table" else "right")
+    for tp in p.tables:
+        t.add_row(
+            tp.name,
+            f"{tp.rows:,}",
+            f"{tp.accesses:,}",
+            f"{tp.distinct:,}",
+            f"{tp.missing:,}",
+            f"{tp.pooling_mean:.2f}",
+            f"{tp.top_share:.3%}",
+            f"{tp.coverage.get('1', 0.0):.1%}",
+            f"{tp.zipf_alpha:.2f}",
+        )
+    err.print(t)
+    err.print(f"profile written to {result.path}", highlight=False)  # type: ignore[attr-defined]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("analyze")(analyze_command)

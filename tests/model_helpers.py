@@ -40,8 +40,10 @@ def zipf_table(
     row_of_rank = np.arange(rows) if contiguous else np.random.default_rng(seed).permutation(rows)
     bucket = (row_of_rank * N_BUCKETS) // rows
     bucket_mass = np.bincount(bucket, weights=p, minlength=N_BUCKETS)
-    accesses = int(round(queries * pooling))
-    coverage = {k: float(np.interp(float(k) / 100 * rows, np.arange(rows + 1), cum)) for k in ("0.01", "0.1", "1", "10", "50")}
+    accesses = round(queries * pooling)
+    coverage = {
+        k: float(np.interp(float(k) / 100 * rows, np.arange(rows + 1), cum)) for k in ("0.01", "0.1", "1", "10", "50")
+    }
     return TableProfile(
         name=name,
         rows=rows,

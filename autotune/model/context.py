@@ -101,7 +101,8 @@ class ModelContext:
         share = hw.l2_capacity_bytes * weight / weight.sum() if weight.sum() > 0 else np.zeros_like(weight)
         self.l2_rows = share / self.row_bytes_gm
         # Merges of partial pooled vectors run on every core at once, capped by the chip's GM bandwidth.
-        self.merge_bytes_per_s = min(hw.gm_bandwidth_bytes_per_s, self.n_cores * c.gm_read_bytes_per_cycle * hw.clock_hz)
+        all_cores = self.n_cores * c.gm_read_bytes_per_cycle * hw.clock_hz
+        self.merge_bytes_per_s = min(hw.gm_bandwidth_bytes_per_s, all_cores)
         self.default_chunk_bytes = max(int(self.roles.staging.capacity_bytes // 4), 1)
         self.cost_cache: dict[tuple, TableCost] = {}
         self._scalar_cache: dict[tuple, object] = {}

@@ -84,15 +84,31 @@ class Prediction:
             "hardware": self.hardware,
             "breakdown": self.breakdown,
             "per_core": [
-                {"core": c.core, "time_s": c.time_s, "memory_bytes": c.memory_bytes, "n_tasks": c.n_tasks,
-                 "bound": c.bound}
+                {
+                    "core": c.core,
+                    "time_s": c.time_s,
+                    "memory_bytes": c.memory_bytes,
+                    "n_tasks": c.n_tasks,
+                    "bound": c.bound,
+                }
                 for c in self.per_core
             ],
             "tables": [
-                {"name": t.name, "strategy": t.strategy, "replicas": t.replicas, "shards": t.shards,
-                 "sharding": t.sharding, "hot_rows": t.hot_rows, "dedup": t.dedup, "time_s": t.time_s,
-                 "work_s": t.work_s, "share": t.share, "task_memory_bytes": t.task_memory_bytes,
-                 "gm_bytes": t.gm_bytes, "placement": [list(p) for p in t.placement]}
+                {
+                    "name": t.name,
+                    "strategy": t.strategy,
+                    "replicas": t.replicas,
+                    "shards": t.shards,
+                    "sharding": t.sharding,
+                    "hot_rows": t.hot_rows,
+                    "dedup": t.dedup,
+                    "time_s": t.time_s,
+                    "work_s": t.work_s,
+                    "share": t.share,
+                    "task_memory_bytes": t.task_memory_bytes,
+                    "gm_bytes": t.gm_bytes,
+                    "placement": [list(p) for p in t.placement],
+                }
                 for t in self.tables
             ],
         }
@@ -165,10 +181,8 @@ def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
     roles = ctx.roles
     cap_stg = float(roles.staging.capacity_bytes)
     cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
-    if all(pl is not None for pl in fixed):
-        placements = fixed
-    else:
-        placements = assign(costs, fixed, P, cap_res, cap_stg)
+    explicit = all(pl is not None for pl in fixed)
+    placements = fixed if explicit else assign(costs, fixed, P, cap_res, cap_stg)
     cores = np.concatenate([pl.ravel() for pl in placements])
     times = np.concatenate([c.task_time_s for c in costs])
     core_time = np.bincount(cores, weights=times, minlength=P)

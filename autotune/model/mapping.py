@@ -246,9 +246,7 @@ def validate_mapping(mapping: Mapping, profile: WorkloadProfile, hw: HardwarePro
             cores = [c for row in pl for c in row]
             bad = [c for c in cores if c >= n_cores]
             if bad:
-                raise UserError(
-                    f"{at}.placement: core {bad[0]} is out of range; {hw.name} has cores 0..{n_cores - 1}"
-                )
+                raise UserError(f"{at}.placement: core {bad[0]} is out of range; {hw.name} has cores 0..{n_cores - 1}")
             if len(set(cores)) != len(cores):
                 raise UserError(f"{at}.placement: a core appears twice; each task of a table needs its own core")
     missing = [t for t in by_name if t not in seen]

@@ -51,7 +51,7 @@ class TableCost:
     transient_staging: np.ndarray  # (k,) bytes held in the staging memory during the task only
     gm_bytes: float  # global-memory bytes read per batch by all tasks (chip bandwidth bound)
     l2_bytes: float  # L2 bytes read per batch by all tasks
-    merge_bytes: float  # bytes moved to merge the shards' partial pooled vectors (0 if one shard)
+    merge_bytes: float  # bytes written and read back to merge the shards' partial pooled vectors (0 if one shard)
     stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
     max_time_s: float
     desc: tuple[int, ...]  # shards, slowest first
@@ -69,10 +69,12 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list[TableCost]:
-    """Cost every (table index, knobs) entry in one vectorised pass over all their shards."""
-    if not entries:
-        return []
+def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dict[str, np.ndarray]:
+    """Per-shard cost arrays of every (table index, knobs) entry, entries' shards concatenated in order.
+
+    Keys: time_s, parts_s (4 x shards), kept_res, tr_res, kept_stg, tr_stg, gm_bytes, l2_bytes (per task),
+    fits (this task alone fits one core), plus per entry: replicas, shards, starts.
+    """
     hw, core, roles = ctx.hw, ctx.core, ctx.roles
     stg, res = roles.staging, roles.resident
     B = float(ctx.batch_size)
@@ -177,11 +179,9 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
     reload = reload + (0.0 if pin_keeps else pinned_bytes / pin_mem.fill_bytes_per_cycle)
     reload_gm_bytes = np.where(table_in_res & (not res_keeps), shard_bytes, 0.0) + (0.0 if pin_keeps else pinned_bytes)
 
-    work = np.select(
-        [is_gm, is_l1, is_ub],
-        [2.0 * rbu + dim * ACC_BYTES, 2.0 * rbu + dim * ACC_BYTES, np.minimum(2.0 * chunk + q * dim * ACC_BYTES, stg.capacity_bytes)],
-        0.0,
-    )
+    row_buffers = 2.0 * rbu + dim * ACC_BYTES  # double-buffered row + one pooled vector
+    chunk_buffers = np.minimum(2.0 * chunk + q * dim * ACC_BYTES, stg.capacity_bytes)
+    work = np.where(is_ub, chunk_buffers, row_buffers)
     table_res_bytes = np.where(table_in_res, shard_bytes, 0.0)
     if res is None:
         kept_res, tr_res = zero, zero
@@ -215,18 +215,57 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
     )
     l2_bytes_s = miss * l2h * rbg
 
-    # ---- split back per entry
+    # ---- does one task fit one core on its own (capacities, L1 present, room for an accumulator)
+    fits = np.repeat(r_e * k_e <= ctx.n_cores, k_e)
+    if res is None:
+        fits &= ~table_in_res
+    fits &= ~is_ub | (acc_room >= dim * ACC_BYTES)
+    fits &= kept_stg + tr_stg <= stg.capacity_bytes
+    if res is not None and not roles.shared:
+        fits &= kept_res + tr_res <= res.capacity_bytes
+    return {
+        "time_s": time_s,
+        "parts_s": parts,
+        "kept_res": kept_res,
+        "tr_res": tr_res,
+        "kept_stg": kept_stg,
+        "tr_stg": tr_stg,
+        "gm_bytes": gm_bytes_s,
+        "l2_bytes": l2_bytes_s,
+        "fits": fits,
+        "acc_room": acc_room,
+        "touched": -np.expm1(-ctx.pooling[t] * m),  # share of queries with a look-up in the shard (Poisson)
+        "dim": dim,
+        "replicas": r_e,
+        "shards": k_e,
+        "balanced": bal_e,
+        "starts": np.cumsum(k_e) - k_e,
+    }
+
+
+def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list[TableCost]:
+    """Cost every (table index, knobs) entry in one vectorised pass over all their shards."""
+    if not entries:
+        return []
+    a_ = shard_arrays(ctx, entries)
+    time_s, parts = a_["time_s"], a_["parts_s"]
+    kept_res, tr_res, kept_stg, tr_stg = a_["kept_res"], a_["tr_res"], a_["kept_stg"], a_["tr_stg"]
+    gm_bytes_s, l2_bytes_s = a_["gm_bytes"], a_["l2_bytes"]
+    acc_room, dim, touched = a_["acc_room"], a_["dim"], a_["touched"]
+    r_e, k_e, bal_e, starts = a_["replicas"], a_["shards"], a_["balanced"], a_["starts"]
+    B = float(ctx.batch_size)
     results = []
-    ends = np.cumsum(k_e)
-    starts = ends - k_e
+    ends = starts + k_e
     for e, (ti, knobs) in enumerate(entries):
         a, b = starts[e], ends[e]
         re, ke = int(r_e[e]), int(k_e[e])
         st = time_s[a:b]
-        reason, excess = _infeasible(ctx, ti, knobs, st, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b],
-                                     acc_room[a], dim[a])
+        reason, excess = _infeasible(
+            ctx, ti, knobs, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b], acc_room[a], dim[a]
+        )
         tp = ctx.tables[ti]
-        merge = 2.0 * ke * B * tp.dim * ACC_BYTES if ke > 1 else 0.0
+        # each shard writes a partial pooled vector for every query it touched; the merge reads them back
+        merge = 2.0 * B * tp.dim * ACC_BYTES * float(touched[a:b].sum()) if ke > 1 else 0.0
         stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
         results.append(
             TableCost(
@@ -259,7 +298,6 @@ def _infeasible(
     ctx: ModelContext,
     t: int,
     knobs: Knobs,
-    shard_time: np.ndarray,
     kept_res: np.ndarray,
     tr_res: np.ndarray,
     kept_stg: np.ndarray,
@@ -304,4 +342,3 @@ def _infeasible(
                 f"{fmt_bytes(memory.capacity_bytes)}"
             )
     return reason, worst
-

@@ -1,0 +1,98 @@
+"""`autotune baselines`: the mappings to beat and a lower bound, all from the same latency model."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from autotune import atomic
+from autotune.commands.evaluate import BATCH_HELP, HW_HELP, PROFILE_HELP, check_batch, load_inputs, us
+from autotune.console import emit_json, err, out
+from autotune.errors import handle_errors
+from autotune.model.baselines import all_baselines
+from autotune.model.bounds import lower_bound
+from autotune.model.context import ModelContext
+from autotune.model.evaluate import predict
+from autotune.model.mapping import save_mapping
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("baselines")
+    @handle_errors
+    def baselines_command(
+        profile: Path = typer.Option(..., "--profile", "-p", help=PROFILE_HELP),
+        hw: str = typer.Option(..., "--hw", help=HW_HELP),
+        batch_size: int | None = typer.Option(None, "--batch-size", "-b", help=BATCH_HELP),
+        write_dir: Path | None = typer.Option(
+            None, "--write-dir", help="Write each baseline as a mapping file <name>.json (with its placement) here."
+        ),
+        json_out: bool = typer.Option(False, "--json", help="Print lower bound and baselines as JSON on stdout."),
+    ) -> None:
+        """Predict the latency of the standard mappings and a lower bound no mapping can beat.
+
+        Baselines: default-gather (every table GM, batch split over all cores), table-wise (round-robin),
+        row-wise (every table split by rows over all cores), greedy packers keyed by size, look-ups and
+        dim x pooling x log10(rows), and HugeCTR's frequency threshold. The lower bound spreads the
+        cheapest feasible work of every table perfectly over the cores (see docs/latency-model.md).
+        """
+        prof, hwp = load_inputs(profile, hw)
+        b = check_batch(batch_size)
+        ctx = ModelContext(prof, hwp, b)
+        err.print(f"evaluating baselines for {len(prof.tables)} tables on {hwp.name} ({hwp.n_cores} cores), batch {b}")
+        preds = {name: predict(prof, hwp, m, b, ctx=ctx) for name, m in all_baselines(ctx).items()}
+        lb = lower_bound(ctx)
+        if write_dir is not None:
+            with atomic.atomic_dir(write_dir) as tmp:
+                for name, p in preds.items():
+                    save_mapping(tmp / f"{name}.json", replace(p.mapping, predicted_latency_s=p.latency_s))
+            err.print(f"wrote {len(preds)} mapping files to {write_dir}")
+        rows = [
+            {
+                "name": name,
+                "latency_s": p.latency_s,
+                "feasible": p.feasible,
+                "reason": p.reason,
+                "busiest_core_s": p.breakdown["busiest_core_s"],
+                "imbalance": p.breakdown["imbalance"],
+                "bound": p.breakdown["bound"],
+                "vs_lower_bound": p.latency_s / lb.latency_s,
+            }
+            for name, p in preds.items()
+        ]
+        if json_out:
+            emit_json(
+                {
+                    "hardware": hwp.name,
+                    "batch_size": b,
+                    "profile": prof.name,
+                    "lower_bound_s": lb.latency_s,
+                    "lower_bound": {
+                        "average_work_s": lb.average_work_s,
+                        "largest_task_s": lb.largest_task_s,
+                        "gm_bound_s": lb.gm_bound_s,
+                        "l2_bound_s": lb.l2_bound_s,
+                    },
+                    "baselines": rows,
+                }
+            )
+            return
+        table = Table(title=f"baselines on {hwp.name}, batch {b}")
+        for col in ("baseline", "latency", "x lower bound", "imbalance", "bound", "feasible"):
+            table.add_column(col, justify="left" if col in ("baseline", "bound", "feasible") else "right")
+        for r in sorted(rows, key=lambda r: r["latency_s"]):
+            table.add_row(
+                r["name"],
+                us(r["latency_s"]),
+                f"{r['vs_lower_bound']:.2f}",
+                f"{r['imbalance']:.2f}",
+                r["bound"],
+                "yes" if r["feasible"] else f"no: {r['reason']}",
+            )
+        out.print(table)
+        out.print(
+            f"lower bound {us(lb.latency_s)} (work spread over all cores {us(lb.average_work_s)}, largest task "
+            f"{us(lb.largest_task_s)}, chip GM {us(lb.gm_bound_s)})"
+        )

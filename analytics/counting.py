@@ -71,11 +71,13 @@ def count_wide(
             with_lookup, pmax = bag_stats[c]
             ids, counts = t.column("id").combine_chunks(), t.column("n").to_numpy()
         else:
-            t = _arrow(con, f"SELECT CAST({col} AS VARCHAR) AS id, count(*) AS n FROM {rel} GROUP BY {col}")
-            id_col = t.column("id").combine_chunks()
-            valid = pc.and_(pc.is_valid(id_col), pc.not_equal(id_col, "")).fill_null(False)
-            ids = id_col.filter(valid)
-            counts = t.column("n").combine_chunks().filter(valid).to_numpy()
+            empty = f" AND {col} <> ''" if c in loaded.varchar else ""
+            t = _arrow(
+                con,
+                f"SELECT CAST({col} AS VARCHAR) AS id, count(*) AS n FROM {rel} "
+                f"WHERE {col} IS NOT NULL{empty} GROUP BY {col}",
+            )
+            ids, counts = t.column("id").combine_chunks(), t.column("n").to_numpy()
             with_lookup = int(counts.sum())
             pmax = 1 if with_lookup else 0
         out.append(TableCounts(c, ids, np.asarray(counts, dtype=np.int64), with_lookup, pmax))

@@ -140,3 +140,23 @@ def test_sampling_hash_matches_reference():
     ref = [k for k in range(5000) if splitmix64(k, 9) < int(0.1 * 2**64)]
     assert kept.tolist() == ref
     assert abs(len(ref) - 500) < 4 * math.sqrt(5000 * 0.1 * 0.9)
+
+
+def test_model_spec_shapes(tmp_path):
+    from analytics.modelspec import load_model_spec
+
+    synth_style = tmp_path / "model.toml"  # what `autotune synth` writes: extra law fields are ignored here
+    synth_style.write_text(
+        'name = "demo"\n[defaults]\ndim = 128\nalpha = 1.1\n'
+        '[[tables]]\nname = "C1"\nrows = 3\npooling = 2.0\n[[tables]]\nname = "C2"\nrows = 40\ndtype = "int8"\n'
+    )
+    spec = load_model_spec(synth_style)
+    assert spec.tables["C1"].rows == 3 and spec.tables["C1"].dim == 128 and spec.tables["C1"].dtype == "float32"
+    assert spec.tables["C2"].dtype == "int8"
+    mapping = tmp_path / "model.json"
+    mapping.write_text('{"tables": {"user": {"rows": 10, "dim": 8}}}')
+    assert load_model_spec(mapping).tables["user"].dim == 8
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"tables": [{"name": "u", "rows": 10, "dtype": "float64"}]}')
+    with pytest.raises(UserError, match=r"bad\.json: table 'u': field 'dtype'"):
+        load_model_spec(bad)

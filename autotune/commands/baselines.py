@@ -80,8 +80,9 @@ def register(app: typer.Typer) -> None:
             )
             return
         table = Table(title=f"baselines on {hwp.name}, batch {b}")
-        for col in ("baseline", "latency", "x lower bound", "imbalance", "bound", "feasible"):
-            table.add_column(col, justify="left" if col in ("baseline", "bound", "feasible") else "right")
+        for col in ("baseline", "latency", "x bound", "imbalance", "bound by", "feasible"):
+            left = col in ("baseline", "bound by", "feasible")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True)
         for r in sorted(rows, key=lambda r: r["latency_s"]):
             table.add_row(
                 r["name"],
@@ -89,9 +90,12 @@ def register(app: typer.Typer) -> None:
                 f"{r['vs_lower_bound']:.2f}",
                 f"{r['imbalance']:.2f}",
                 r["bound"],
-                "yes" if r["feasible"] else f"no: {r['reason']}",
+                "yes" if r["feasible"] else "no",
             )
         out.print(table)
+        for r in rows:
+            if not r["feasible"]:
+                out.print(f"{r['name']} is infeasible: {r['reason']}")
         out.print(
             f"lower bound {us(lb.latency_s)} (work spread over all cores {us(lb.average_work_s)}, largest task "
             f"{us(lb.largest_task_s)}, chip GM {us(lb.gm_bound_s)})"

@@ -70,7 +70,7 @@ def print_prediction(p: Prediction, top: int = 12) -> None:
     out.print(cores)
     tables = Table(title=f"slowest tables (of {len(p.tables)})")
     for col in ("table", "strategy", "replicas x shards", "slowest task", "share", "task memory"):
-        tables.add_column(col, justify="left" if col in ("table", "strategy") else "right")
+        tables.add_column(col, justify="left" if col in ("table", "strategy") else "right", no_wrap=col == "table")
     for t in sorted(p.tables, key=lambda t: -t.time_s)[:top]:
         extra = (f" {t.sharding}" if t.shards > 1 else "") + (f" hot={t.hot_rows}" if t.hot_rows else "")
         tables.add_row(

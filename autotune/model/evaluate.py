@@ -195,7 +195,7 @@ def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
     latency = max(busiest, gm_bound, l2_bound) + merge + hw.overheads.launch_s
 
     reason = None
-    excess = 0.0
+    excess = 0.0  # tasks that overflow a memory on their own
     for c in costs:
         if c.reason is not None:
             excess += c.excess_bytes * c.replicas * c.shards
@@ -204,7 +204,7 @@ def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
     if any(c.needs_memory for c in costs):  # otherwise every task fits alone, which table_costs checked
         memory, over, what = _core_memory(ctx, costs, cores, cap_res, cap_stg)
         if over > 0:
-            excess += over
+            excess = max(excess, over)  # a core's overflow includes that of the tasks on it
             reason = reason or what
     stored = sum(c.stored_bytes for c in costs)
     if stored > hw.gm_capacity_bytes:

@@ -146,7 +146,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     c_gm_lat, c_gm_bw = lat_gm / out, rbg / gm_rate
     c_l2_lat, c_l2_bw = lat_l2 / out, rbg / l2_rate
     hits = np.where(is_gm, f * h, 0.0)
-    miss = f - hits
+    miss = np.where(is_gm, f - hits, 0.0)  # rows the GM strategy fetches by DMA
     fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
     fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)

@@ -1,0 +1,143 @@
+"""Golden values worked out by hand on a round-number chip (tests/model_helpers.round_chip).
+
+Chip: 1 GHz (1 cycle = 1 ns); per core GM 32 B/cycle, GM latency 100 cycles, 4 requests in flight, 32-B
+blocks; gather 64 B/cycle, pool 128 B/cycle; L1 1 MiB (resident), L1 -> UB 128 B/cycle; UB 64 KiB.
+Table: 1000 rows x 16 float32 = 64 B per row (two 32-B blocks), uniform access (Zipf alpha 0), pooling 2.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from model_helpers import round_chip, workload, zipf_table
+
+from autotune.model.context import ModelContext
+from autotune.model.evaluate import evaluate_latency, predict
+from autotune.model.mapping import Mapping, TableMapping
+
+NS = 1e-9
+
+
+def one_table(batch: int = 100, cores: int = 1, **chip):
+    prof = workload(zipf_table("T", rows=1000, alpha=0.0, dim=16, pooling=2.0))
+    hw = round_chip(cores=cores, **chip)
+    return prof, hw, batch
+
+
+def run(prof, hw, batch, **knobs) -> float:
+    m = Mapping(tables=(TableMapping("T", **knobs),))
+    p = predict(prof, hw, m, batch)
+    assert p.feasible, p.reason
+    assert evaluate_latency(ModelContext(prof, hw, batch), m) == p.latency_s
+    return p.latency_s
+
+
+def test_gm_strategy():
+    # n = 100 queries x 2 = 200 look-ups; per row max(100 / 4, 64 / 32) = 25 cycles (latency-bound)
+    # fetch 200 x 25 = 5000; pooling 200 x 64 / 128 = 100 overlaps it; + first fetch latency 100 = 5100 cycles
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)
+
+
+def test_gm_strategy_is_latency_bound():
+    prof, hw, b = one_table()
+    p = predict(prof, hw, Mapping(tables=(TableMapping("T"),)), b)
+    assert p.per_core[0].bound == "latency"
+    assert p.breakdown["bound"] == "busiest core"
+
+
+def test_l1_strategy():
+    # 64,000-byte table resident in L1 (preloaded once); rows L1 -> UB: 200 x 64 / 128 = 100 cycles,
+    # pooling 200 x 64 / 128 = 100 cycles, overlapped: 100 cycles
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="L1") == pytest.approx(100 * NS, rel=1e-12)
+
+
+def test_l1_strategy_reloaded_when_memory_does_not_keep_data():
+    # as above plus the reload of 64,000 bytes from GM at 32 B/cycle = 2000 cycles per batch
+    prof, hw, b = one_table(l1_resident=False)
+    assert run(prof, hw, b, strategy="L1") == pytest.approx(2100 * NS, rel=1e-12)
+
+
+def test_gm_ub_strategy():
+    # chunk = UB / 4 = 16,384 B; accumulators 100 x 16 x 4 = 6,400 B fit beside two chunks: one query group
+    # stream 64,000 / 32 = 2000 cycles; compute: 4 chunks x 200 ids x 4 B / 128 = 25, gather 200 x 64 / 64 = 200,
+    # pooling 100: 325 < 2000; first chunk 16,384 / 32 = 512 + latency 100: 2000 + 612 = 2612 cycles
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="GM-UB") == pytest.approx(2612 * NS, rel=1e-12)
+
+
+def test_gm_ub_query_groups_when_accumulators_do_not_fit():
+    # chunk 30,000 B: room for accumulators 65,536 - 60,000 = 5,536 B; 100 queries need 6,400 B: 2 groups,
+    # so the table streams twice: 2 x 2000 = 4000; chunks ceil(64,000 / 30,000) = 3: scan 3 x 200 x 4 / 128
+    # = 18.75, + 200 + 100 = 318.75 < 4000; first chunk 30,000 / 32 = 937.5 + 100: 5037.5 cycles
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="GM-UB", chunk_bytes=30_000) == pytest.approx(5037.5 * NS, rel=1e-12)
+
+
+def test_l1_ub_strategy():
+    # chunks from L1 at 128 B/cycle: stream 64,000 / 128 = 500 > compute 325; first chunk 16,384 / 128 = 128
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="L1-UB") == pytest.approx(628 * NS, rel=1e-12)
+
+
+def test_hot_row_pinning():
+    # 100 pinned rows of 1000 uniform rows serve 10% of look-ups: 20 hits gathered on-chip (20 x 64 / 64 = 20),
+    # 180 misses x 25 = 4500 cycles; + latency 100 = 4600 cycles; 6,400 bytes kept in L1
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="GM", hot_rows=100) == pytest.approx(4600 * NS, rel=1e-12)
+    p = predict(prof, hw, Mapping(tables=(TableMapping("T", hot_rows=100),)), b)
+    assert p.per_core[0].memory_bytes == 6400 + 2 * 64 + 16 * 4  # pinned + two row buffers + one accumulator
+
+
+def test_dedup():
+    # batch 128: n = 256 look-ups (a grid point of the unique curve); distinct rows among 256 uniform draws
+    # over 1000 rows: U = 1000 (1 - 0.999^256); sort: 256 ids x 4 B x log2(256) = 8 passes / 128 = 64 cycles;
+    # fetch U x 25; pooling 256 x 64 / 128 = 128 overlapped; + latency 100
+    prof, hw, b = one_table(batch=128)
+    u = 1000 * (1 - 0.999**256)
+    expected = 64 + u * 25 + 100
+    assert run(prof, hw, b, strategy="GM", dedup=True) == pytest.approx(expected * NS, rel=1e-9)
+
+
+def test_two_core_shard_with_merge():
+    # 2 contiguous shards of 500 uniform rows: each task n = 100 look-ups; routing scan of all 200 ids:
+    # 200 x 4 / 128 = 6.25; fetch 100 x 25 = 2500; + latency 100: 2606.25 cycles + 0.1 us per task.
+    # Merge: each shard writes a partial for the queries it touched, 1 - e^(-2 x 0.5) of 100, and the merge
+    # reads them back: 2 x 100 x (1 - e^-1) x 2 shards x 16 x 4 B at min(1e12, 2 cores x 32 B x 1 GHz) = 6.4e10 B/s,
+    # + 1 us sync; + 2 us launch.
+    prof, hw, b = one_table(cores=2, per_task_s=1e-7, merge_sync_s=1e-6, launch_s=2e-6)
+    task = 2606.25 * NS + 1e-7
+    merge = 2 * 100 * (1 - math.exp(-1.0)) * 2 * 16 * 4 / 6.4e10 + 1e-6
+    got = run(prof, hw, b, strategy="GM", shards=2)
+    assert got == pytest.approx(task + merge + 2e-6, rel=1e-12)
+    p = predict(prof, hw, Mapping(tables=(TableMapping("T", shards=2),)), b)
+    assert sorted(c.core for c in p.per_core if c.n_tasks == 1) == [0, 1]
+    assert p.breakdown["merge_s"] == pytest.approx(merge, rel=1e-12)
+
+
+def test_balanced_shards_pay_the_remap():
+    # as the contiguous case, plus remapping 200 / 2 = 100 ids per shard, one GM read each: max(25, 32 / 32) = 25
+    prof, hw, b = one_table(cores=2)
+    contiguous = run(prof, hw, b, shards=2)
+    balanced = run(prof, hw, b, shards=2, sharding="balanced")
+    assert balanced - contiguous == pytest.approx(2500 * NS, rel=1e-9)
+
+
+def test_replicas_split_the_batch():
+    # 2 replicas on 2 cores: 50 queries each, 100 look-ups x 25 + 100 = 2600 cycles
+    prof, hw, b = one_table(cores=2)
+    assert run(prof, hw, b, replicas=2) == pytest.approx(2600 * NS, rel=1e-12)
+
+
+def test_chip_bandwidth_caps_the_sum_over_cores():
+    # GM-UB streams 64,000 B per replica; with 2 replicas 128,000 B per batch. A chip of 1e12 B/s takes 128 ns,
+    # far below a core's 2.6 us; lower the chip bandwidth to 1e7 B/s and the chip bound, 12.8 ms, is the latency.
+    from dataclasses import replace
+
+    prof, hw, b = one_table(cores=2)
+    slow = replace(hw, gm_bandwidth_bytes_per_s=1e7)
+    p = predict(prof, slow, Mapping(tables=(TableMapping("T", replicas=2, strategy="GM-UB"),)), b)
+    assert p.latency_s == pytest.approx(128_000 / 1e7, rel=1e-12)
+    assert p.breakdown["bound"] == "chip GM bandwidth"

@@ -1,0 +1,204 @@
+"""Properties the latency model must have whatever the figures: bounds, monotonicity, skew, sharding, agreement."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from model_helpers import round_chip, workload, zipf_table
+
+from autotune.hwload import load_hardware
+from autotune.model.baselines import all_baselines
+from autotune.model.bounds import knob_grid, lower_bound
+from autotune.model.context import ModelContext
+from autotune.model.evaluate import evaluate_latency, predict, score
+from autotune.model.mapping import Mapping, TableMapping
+from autotune.model.strategies import table_costs
+
+
+def mixed_workload(contiguous: bool = True):
+    return workload(
+        zipf_table("tiny", rows=12, alpha=0.5, dim=16, pooling=1.0, contiguous=contiguous),
+        zipf_table("small", rows=3000, alpha=1.0, dim=32, pooling=3.0, contiguous=contiguous),
+        zipf_table("mid", rows=40_000, alpha=1.1, dim=64, pooling=2.0, contiguous=contiguous),
+        zipf_table("big", rows=400_000, alpha=1.2, dim=64, pooling=1.5, contiguous=contiguous),
+        zipf_table("flat", rows=100_000, alpha=0.0, dim=16, pooling=4.0, contiguous=contiguous),
+    )
+
+
+def runnable_knobs(ctx: ModelContext, t: int) -> list:
+    """Knobs of the grid under which one task of table t fits a core on its own."""
+    key = ("runnable", t)
+    if key not in ctx.__dict__:
+        grid = knob_grid(ctx, t)
+        ctx.__dict__[key] = [
+            k for k, c in zip(grid, table_costs(ctx, [(t, k) for k in grid]), strict=True) if not c.reason
+        ]
+    return ctx.__dict__[key]
+
+
+def random_grid_mapping(ctx: ModelContext, rng: random.Random) -> Mapping:
+    tables = []
+    for t, tp in enumerate(ctx.tables):
+        r, k, sharding, strategy, hot, dedup, chunk = rng.choice(runnable_knobs(ctx, t))
+        tables.append(TableMapping(tp.name, r, k, sharding, strategy, hot, dedup, chunk))
+    return Mapping(tables=tuple(tables))
+
+
+@pytest.mark.parametrize(
+    "hw",
+    [round_chip(cores=8, l2_bytes=1 << 18, per_task_s=1e-7, launch_s=1e-6), load_hardware("ascend910b")],
+    ids=["roundchip", "ascend910b"],
+)
+def test_latency_never_below_the_lower_bound(hw):
+    prof = mixed_workload()
+    ctx = ModelContext(prof, hw, 256)
+    lb = lower_bound(ctx).latency_s
+    assert lb > hw.overheads.launch_s
+    rng = random.Random(1)
+    seen = 0
+    for _ in range(300):
+        s = score(ctx, random_grid_mapping(ctx, rng))
+        if s.feasible:
+            seen += 1
+            assert s.latency_s >= lb
+    assert seen > 100
+    for name, m in all_baselines(ctx).items():
+        assert evaluate_latency(ctx, m) >= lb, name
+
+
+def test_fast_path_agrees_with_predict_and_saved_placement_reproduces_it():
+    prof = mixed_workload()
+    hw = round_chip(cores=8, l2_bytes=1 << 18, per_task_s=1e-7, launch_s=1e-6)
+    ctx = ModelContext(prof, hw, 256)
+    rng = random.Random(2)
+    for _ in range(50):
+        m = random_grid_mapping(ctx, rng)
+        p = predict(prof, hw, m, 256)  # a fresh context: no shared cache
+        assert evaluate_latency(ctx, m) == p.latency_s
+        assert score(ctx, m).feasible == p.feasible
+        assert p.mapping.has_placement
+        assert evaluate_latency(ctx, p.mapping) == p.latency_s
+        assert predict(prof, hw, p.mapping, 256).latency_s == p.latency_s
+
+
+def test_monotone_in_batch_size_and_lookups():
+    hw = round_chip(cores=8, l2_bytes=1 << 18, per_task_s=1e-7)
+    rng = random.Random(3)
+    prof = mixed_workload()
+    for _ in range(20):
+        m = random_grid_mapping(ModelContext(prof, hw, 64), rng)
+        fixed = predict(prof, hw, m, 64).mapping  # placement held fixed across batch sizes
+        lat = [predict(prof, hw, fixed, b).latency_s for b in (64, 128, 256, 512, 1024)]
+        assert all(a <= b for a, b in pairwise(lat)), lat
+        more = [
+            predict(workload(*(replace(t, pooling_mean=t.pooling_mean * f) for t in prof.tables)), hw, fixed, 256)
+            for f in (1.0, 1.5, 2.0, 4.0)
+        ]
+        lat = [p.latency_s for p in more]
+        assert all(a <= b for a, b in pairwise(lat)), lat
+    gm = Mapping(tables=tuple(TableMapping(t.name, replicas=8) for t in prof.tables))
+    lat = [predict(prof, hw, gm, b).latency_s for b in (64, 128, 256, 512)]
+    assert all(a < b for a, b in pairwise(lat))
+
+
+def test_table_larger_than_l1_cannot_use_l1_or_l1_ub():
+    hw = round_chip(cores=2, l1_bytes=1 << 20)
+    prof = workload(zipf_table("T", rows=20_000, dim=16))  # 20,000 x 64 B = 1.28 MB > 1 MiB
+    for strategy in ("L1", "L1-UB"):
+        p = predict(prof, hw, Mapping(tables=(TableMapping("T", strategy=strategy),)), 128)
+        assert not p.feasible
+        assert "L1" in p.reason and "1 MiB" in p.reason
+        assert p.memory_excess_bytes == 20_000 * 64 - (1 << 20)
+        # split in two shards of 640,000 B each, it fits
+        p2 = predict(prof, hw, Mapping(tables=(TableMapping("T", shards=2, strategy=strategy),)), 128)
+        assert p2.feasible, p2.reason
+
+
+def test_split_architecture_has_no_l1_on_vector_cores():
+    hw = load_hardware("ascend910b")
+    prof = workload(zipf_table("C3", rows=1000, dim=16))
+    p = predict(prof, hw, Mapping(tables=(TableMapping("C3", strategy="L1"),)), 128)
+    assert not p.feasible
+    assert p.reason == "table C3 needs 62.5 KiB of L1 (L1), a core has 0 B on ascend910b vector cores"
+
+
+def test_gm_ub_ignores_skew_gm_does_not():
+    hw = round_chip(cores=1, l2_bytes=1 << 18)
+    times = {}
+    for alpha in (0.0, 0.8, 1.2):
+        prof = workload(zipf_table("T", rows=100_000, alpha=alpha, dim=16, pooling=2.0))
+        ctx = ModelContext(prof, hw, 256)
+        for strategy in ("GM", "GM-UB", "L1-UB"):
+            (c,) = table_costs(ctx, [(0, (1, 1, "contiguous", strategy, 0, False, None))])
+            times[strategy, alpha] = c.max_time_s
+    assert times["GM-UB", 0.0] == times["GM-UB", 0.8] == times["GM-UB", 1.2]
+    assert times["GM", 1.2] < 0.8 * times["GM", 0.0]  # the skewed table's hot rows hit L2
+
+
+def imbalance(prof, hw, sharding: str, k: int = 8) -> float:
+    (c,) = table_costs(ModelContext(prof, hw, 512), [(0, (1, k, sharding, "GM", 0, False, None))])
+    return float(c.shard_time_s.max() / c.shard_time_s.mean())
+
+
+def test_contiguous_hot_ids_unbalance_range_sharding_but_not_balanced_sharding():
+    hw = round_chip(cores=8)
+    hot_first = workload(zipf_table("T", rows=200_000, alpha=1.05, dim=16, pooling=2.0, contiguous=True))
+    permuted = workload(zipf_table("T", rows=200_000, alpha=1.05, dim=16, pooling=2.0, contiguous=False))
+    # busiest / mean shard time over 8 shards. Permuted, only the hottest row (10% of look-ups) still
+    # unbalances its shard a little; hot ids together put most of the load on the first shard.
+    contiguous, scattered = imbalance(hot_first, hw, "contiguous"), imbalance(permuted, hw, "contiguous")
+    assert contiguous > 5.0
+    assert scattered < 1.5
+    assert contiguous > 4 * scattered
+    assert imbalance(hot_first, hw, "balanced") < 1.05
+
+
+def test_replicating_a_tiny_table_is_never_slower_than_sharding_it():
+    hw = round_chip(cores=8, per_task_s=1e-7, merge_sync_s=1e-6, l2_bytes=1 << 16)
+    prof = workload(zipf_table("tiny", rows=64, alpha=0.9, dim=16, pooling=2.0))
+    for batch in (16, 128, 1024):
+        ctx = ModelContext(prof, hw, batch)
+        for strategy in ("GM", "L1", "GM-UB", "L1-UB"):
+            rep = evaluate_latency(ctx, Mapping(tables=(TableMapping("tiny", replicas=8, strategy=strategy),)))
+            for sharding in ("contiguous", "balanced"):
+                m = Mapping(tables=(TableMapping("tiny", shards=8, sharding=sharding, strategy=strategy),))
+                assert rep <= evaluate_latency(ctx, m), (batch, strategy, sharding)
+
+
+def test_assignment_respects_memory_capacity():
+    # Two 600 KiB L1 tables and one slow GM table on 2 cores with 1 MiB of L1 each: load alone would put both
+    # L1 tables on the idle core, memory forces one of them next to the GM table.
+    hw = round_chip(cores=2, l1_bytes=1 << 20)
+    prof = workload(
+        zipf_table("A", rows=9600, dim=16), zipf_table("B", rows=9600, dim=16), zipf_table("C", rows=50_000, dim=16)
+    )
+    m = Mapping(tables=(TableMapping("A", strategy="L1"), TableMapping("B", strategy="L1"), TableMapping("C")))
+    p = predict(prof, hw, m, 256)
+    assert p.feasible, p.reason
+    assert p.mapping.table("A").placement != p.mapping.table("B").placement
+    # three of them cannot fit: one core holds 2 x 614,400 B in 1,048,576 B of L1
+    prof3 = workload(*(zipf_table(n, rows=9600, dim=16) for n in "ABC"))
+    m3 = Mapping(tables=tuple(TableMapping(n, strategy="L1") for n in "ABC"))
+    p3 = predict(prof3, hw, m3, 256)
+    assert not p3.feasible
+    assert p3.memory_excess_bytes == 2 * 614_400 - 1_048_576
+    assert "L1" in p3.reason
+
+
+def test_lpt_assignment_balances_equal_tables():
+    hw = round_chip(cores=4)
+    prof = workload(*(zipf_table(f"T{i}", rows=1000, alpha=0.0, dim=16) for i in range(8)))
+    p = predict(prof, hw, Mapping(tables=tuple(TableMapping(f"T{i}") for i in range(8))), 128)
+    assert [c.n_tasks for c in p.per_core] == [2, 2, 2, 2]
+    assert np.ptp([c.time_s for c in p.per_core]) == 0.0
+
+
+def test_infeasible_when_more_tasks_than_cores():
+    hw = round_chip(cores=2)
+    prof = workload(zipf_table("T", rows=1000))
+    s = score(ModelContext(prof, hw, 64), Mapping(tables=(TableMapping("T", replicas=2, shards=2),)))
+    assert not s.feasible and "needs 4 cores" in s.reason

@@ -7,6 +7,7 @@ import math
 import multiprocessing
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +21,20 @@ from autotune.errors import UserError
 from autotune.hwload import hardware_to_dict, resolve_hardware
 from autotune.model.bounds import lower_bound
 from autotune.model.context import ModelContext
-from autotune.model.evaluate import Prediction, predict
+from autotune.model.evaluate import Prediction, predict, score
 from autotune.model.mapping import Mapping
 from autotune.model.strategies import fmt_bytes
 from autotune.search import runstore
 from autotune.search.objective import Problem, make_objective, run_worker
 from autotune.search.space import SearchSpace
-from autotune.search.storage import describe, open_storage, recover_stale_trials
+from autotune.search.storage import (
+    JOURNAL_NAME,
+    REGISTRY_DIR,
+    describe,
+    open_storage,
+    recover_stale_trials,
+    registered_worker,
+)
 
 DEFAULT_BASELINE = "default-gather"
 
@@ -81,6 +89,12 @@ class SearchOutcome:
         }
 
 
+def quiet_optuna() -> None:
+    """Optuna's INFO log and experimental-feature warnings would drown the progress bar."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
 def make_sampler(
     space: SearchSpace, problem: Problem, seed: int | None, n_trials: int | None
 ) -> optuna.samplers.BaseSampler:
@@ -91,9 +105,12 @@ def make_sampler(
 
 
 def run_search(
-    req: SearchRequest, progress: Callable[[int, int | None, float | None], None] | None = None
+    req: SearchRequest, progress: Callable[[int, int | None, float | None, float], None] | None = None
 ) -> SearchOutcome:
-    """Run (or continue) a search and write the run directory. `progress(done, total, best_latency)`."""
+    """Run (or continue) a search and write the run directory.
+
+    `progress(done, total, best_latency_s, default_gather_latency_s)` is called as trials complete.
+    """
     if req.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {req.batch_size}")
     if req.workers < 1:
@@ -103,6 +120,7 @@ def run_search(
     bad = [o for o in req.objectives if o not in ("latency", "memory")]
     if bad or not req.objectives or req.objectives[0] != "latency":
         raise UserError(f"--objectives {','.join(req.objectives)}: use 'latency' or 'latency,memory'")
+    quiet_optuna()
     problem = Problem(
         profile=str(Path(req.profile).resolve()),
         hardware=str(resolve_hardware(req.hardware)),
@@ -113,7 +131,7 @@ def run_search(
     ctx, space = problem.build()
     _check_capacity(ctx)
     run_dir = runstore.run_dir(req.run, req.root)
-    if req.resume and req.storage is None and not (run_dir / "study.journal").exists():
+    if req.resume and req.storage is None and not (run_dir / JOURNAL_NAME).exists():
         raise UserError(f"--resume: {run_dir} has no study to resume; drop --resume to start one")
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(req.storage, run_dir)
@@ -134,29 +152,29 @@ def run_search(
             f"run {study_name} was started with {len(study.directions)} objective(s); "
             f"resume it with the same --objectives or use another --run"
         )
-    recover_stale_trials(study)
+    registry = _registry(req.storage, run_dir)
+    recover_stale_trials(study, registry)
     before = len(study.get_trials(deepcopy=False))
     if before == 0:
         for name in sorted(space.baselines):
             study.enqueue_trial(space.params_of(name), user_attrs={"baseline": name}, skip_if_exists=True)
-    target = before + req.n_trials if req.n_trials is not None else None
     sampler_name = type(study.sampler).__name__
+    default_s = score(ctx, space.baselines[DEFAULT_BASELINE]).latency_s
 
     if req.workers == 1:
 
         def report(st: optuna.Study, _t: optuna.trial.FrozenTrial) -> None:
             if progress:
-                progress(len(st.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(st))
+                progress(len(st.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(st), default_s)
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         callbacks: list[Any] = [report]
-        if target is not None:
-            callbacks.append(optuna.study.MaxTrialsCallback(target, states=None))
-        study.optimize(
-            make_objective(problem, ctx, space), n_trials=req.n_trials, timeout=req.timeout_s, callbacks=callbacks
-        )
+        with registered_worker(registry):
+            study.optimize(
+                make_objective(problem, ctx, space), n_trials=req.n_trials, timeout=req.timeout_s, callbacks=callbacks
+            )
     else:
-        _run_pool(req, problem, run_dir, study_name, target, study, before, progress)
+        _run_pool(req, problem, run_dir, study_name, study, before, progress, default_s)
 
     return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
 
@@ -166,10 +184,10 @@ def _run_pool(
     problem: Problem,
     run_dir: Path,
     study_name: str,
-    target: int | None,
     study: optuna.Study,
     before: int,
     progress: Callable | None,
+    default_s: float,
 ) -> None:
     mp = multiprocessing.get_context("spawn")
     procs = []
@@ -177,7 +195,15 @@ def _run_pool(
         seed = None if req.seed is None else req.seed + 1000 * (i + 1)
         p = mp.Process(
             target=run_worker,
-            args=(problem, req.storage, str(run_dir), study_name, target, req.timeout_s, seed),
+            args=(
+                problem,
+                req.storage,
+                str(run_dir),
+                study_name,
+                _share(req.n_trials, req.workers, i),
+                req.timeout_s,
+                seed,
+            ),
             daemon=False,
         )
         p.start()
@@ -186,7 +212,7 @@ def _run_pool(
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
             if progress:
-                progress(len(study.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(study))
+                progress(len(study.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(study), default_s)
         failed = [p.exitcode for p in procs if p.exitcode]
         if failed:
             raise UserError(f"{len(failed)} search worker(s) failed (exit codes {failed}); see the messages above")
@@ -194,6 +220,20 @@ def _run_pool(
         for p in procs:
             if p.is_alive():
                 p.terminate()
+
+
+def _share(n_trials: int | None, workers: int, i: int) -> int | None:
+    """Worker i's part of the invocation's trials: the parts differ by at most one and sum to n_trials."""
+    if n_trials is None:
+        return None
+    return n_trials // workers + (1 if i < n_trials % workers else 0)
+
+
+def _registry(storage: str | None, run_dir: Path) -> Path:
+    """Where workers register: beside the journal file (the run's, or the one --storage names)."""
+    if storage is not None and Path(storage).suffix in (".journal", ".log"):
+        return Path(storage).parent / REGISTRY_DIR
+    return run_dir / REGISTRY_DIR
 
 
 def _best_value(study: optuna.Study) -> float | None:
@@ -204,8 +244,7 @@ def _best_value(study: optuna.Study) -> float | None:
 def _feasible(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     out = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        cons = t.system_attrs.get("constraints")
-        if cons is None or all(c <= 0 for c in cons):
+        if all(c <= 0 for c in t.constraints.values()):
             out.append(t)
     return out
 
@@ -240,8 +279,8 @@ def _finish(
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not trials:
             raise UserError(f"run {run_dir.name}: no trial completed; give more --n-trials or a longer --timeout")
-        least = min(trials, key=lambda t: sum(max(c, 0.0) for c in t.system_attrs.get("constraints", [0.0])))
-        excess = sum(max(c, 0.0) for c in least.system_attrs.get("constraints", [0.0]))
+        least = min(trials, key=lambda t: sum(max(c, 0.0) for c in t.constraints.values()))
+        excess = sum(max(c, 0.0) for c in least.constraints.values())
         why = least.user_attrs.get("infeasible", "local memory overflows")
         raise UserError(
             f"nothing fits in memory on {ctx.hw.name}: the closest mapping is {fmt_bytes(excess)} over "

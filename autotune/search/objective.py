@@ -16,7 +16,7 @@ from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict, score
 from autotune.search.space import SearchSpace
-from autotune.search.storage import WORKER_ATTR, open_storage, worker_id
+from autotune.search.storage import WORKER_ATTR, open_storage, registered_worker, worker_id
 from autotune.workload import load_profile
 
 MEMORY_CONSTRAINT = "memory_excess_bytes"
@@ -63,20 +63,20 @@ def run_worker(
     storage_url: str | None,
     run_dir: str,
     study_name: str,
-    target_trials: int | None,
+    n_trials: int | None,
     timeout_s: float | None,
     seed: int | None,
 ) -> None:
-    """Body of one worker process: open the shared study and add trials until the target count or timeout."""
+    """Body of one worker process: open the shared study and add `n_trials` trials (or until the timeout)."""
     from pathlib import Path
 
-    from autotune.search.driver import make_sampler
+    from autotune.search.driver import make_sampler, quiet_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     ctx, space = problem.build()
     storage = open_storage(storage_url, Path(run_dir))
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(space, problem, seed, None))
-    callbacks = []
-    if target_trials is not None:
-        callbacks.append(optuna.study.MaxTrialsCallback(target_trials, states=None))
-    study.optimize(make_objective(problem, ctx, space), timeout=timeout_s, callbacks=callbacks, n_trials=target_trials)
+    from autotune.search.driver import _registry
+
+    with registered_worker(_registry(storage_url, Path(run_dir))):
+        study.optimize(make_objective(problem, ctx, space), timeout=timeout_s, n_trials=n_trials)

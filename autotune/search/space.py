@@ -74,7 +74,8 @@ class SearchSpace:
         sizes = sorted({t.table_bytes for t in ctx.tables})
         lo, hi = max(sizes[0], 1), sizes[-1]
         self.thresholds = tuple(2**e for e in range(int(math.log2(lo)), math.ceil(math.log2(hi)) + 1))
-        self.rest_options = (REST_KNOBS, *sorted(baselines))
+        light = len(names) > len(self.heavy)  # with no light tables, `rest` has nothing to decide
+        self.rest_options = (REST_KNOBS, *sorted(baselines)) if light else (REST_KNOBS,)
         self._best: dict[tuple, TableMapping] = {}
         self._grids: dict[int, list[tuple]] = {}
 
@@ -90,7 +91,7 @@ class SearchSpace:
             r, k = parse_rk(trial.suggest_categorical(f"{name}.rk", self.rk_options))
             scheme = trial.suggest_categorical(f"{name}.scheme", SCHEMES) if k > 1 else "contiguous"
             shapes[name] = Shape(r, k, scheme)
-        if rest == REST_KNOBS:
+        if rest == REST_KNOBS and len(shapes) < len(self.ctx.tables):
             small = trial.suggest_categorical("small_bytes", self.thresholds)
             small_r = trial.suggest_categorical("small_replicas", self.counts)
             large_r, large_k = parse_rk(trial.suggest_categorical("large_rk", self.rk_options))
@@ -102,7 +103,7 @@ class SearchSpace:
                         if t.table_bytes <= small
                         else Shape(large_r, large_k, large_scheme if large_k > 1 else "contiguous")
                     )
-        else:
+        elif rest != REST_KNOBS:
             for tm in self.baselines[rest].tables:
                 shapes.setdefault(tm.name, Shape(tm.replicas, tm.shards, tm.sharding))
         return Mapping(tables=tuple(self.configure(t.name, shapes[t.name], pick, budget) for t in self.ctx.tables))
@@ -110,7 +111,8 @@ class SearchSpace:
     def params_of(self, baseline: str) -> dict[str, object]:
         """Parameters that reproduce a baseline's shapes (for `study.enqueue_trial`)."""
         m = self.baselines[baseline]
-        params: dict[str, object] = {"rest": baseline, "pick": "work", "budget": BUDGETS[0]}
+        rest = baseline if baseline in self.rest_options else REST_KNOBS
+        params: dict[str, object] = {"rest": rest, "pick": "work", "budget": BUDGETS[0]}
         for name in self.heavy:
             tm = m.table(name)
             r, k = _clip_shape(tm.replicas, tm.shards, self.counts, self.ctx.n_cores)

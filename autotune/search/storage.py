@@ -9,12 +9,15 @@ automatically.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
@@ -41,36 +44,69 @@ def open_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
         path = Path(url) if url else run_dir / JOURNAL_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    try:
-        return RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-            engine_kwargs={"pool_pre_ping": True},
-        )
-    except Exception as exc:  # SQLAlchemy / driver errors: report the URL and the cause in one line
-        cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--storage {url}: cannot open the database ({cause}); check the URL and the server") from None
+    last: Exception | None = None
+    for attempt in range(5):  # machines starting together race to create the schema: retry, it then exists
+        try:
+            return RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                engine_kwargs={"pool_pre_ping": True},
+            )
+        except Exception as exc:  # SQLAlchemy / driver errors: report the URL and the cause in one line
+            last = exc
+            time.sleep(0.2 * (attempt + 1))
+    cause = str(last).strip().splitlines()[0] if last is not None and str(last).strip() else type(last).__name__
+    raise UserError(f"--storage {url}: cannot open the database ({cause}); check the URL and the server")
 
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def recover_stale_trials(study: optuna.Study) -> int:
-    """Fail the RUNNING trials left by dead workers of this host and re-enqueue their parameters.
+REGISTRY_DIR = ".workers"
 
-    A journal file has no heartbeat, so a worker killed by SIGKILL leaves its trial RUNNING forever. A trial
-    is stale when it records a worker on this host whose process no longer exists; trials of live workers
-    and of other hosts are left alone. Returns the number of trials recovered.
+
+@contextlib.contextmanager
+def registered_worker(registry: Path) -> Iterator[None]:
+    """Mark this process as a live worker of the study while the block runs (a file named host:pid)."""
+    registry.mkdir(parents=True, exist_ok=True)
+    me = registry / worker_id()
+    me.touch()
+    try:
+        yield
+    finally:
+        me.unlink(missing_ok=True)
+
+
+def recover_stale_trials(study: optuna.Study, registry: Path) -> int:
+    """Fail the RUNNING trials left by dead workers and re-enqueue their parameters.
+
+    A journal file has no heartbeat, so a worker killed by SIGKILL leaves its trial RUNNING forever. Workers
+    register in `registry` (host:pid files) and tag their trials with `WORKER_ATTR`. A trial is stale when its
+    worker is on this host and dead, or when it carries no tag yet (killed right after creating it) and no
+    registered worker is alive (workers of other hosts count as alive: they cannot be checked from here).
+    Returns the number of trials recovered.
     """
     host = socket.gethostname()
+    alive_any = False
+    if registry.is_dir():
+        for entry in registry.iterdir():
+            wh, _, pid = entry.name.rpartition(":")
+            if wh != host or not pid.isdigit() or _alive(int(pid)):
+                alive_any = True
+            else:
+                entry.unlink(missing_ok=True)
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         who = str(t.user_attrs.get(WORKER_ATTR, ""))
         wh, _, pid = who.rpartition(":")
-        if wh != host or not pid.isdigit() or _alive(int(pid)):
+        if who:
+            stale = wh == host and pid.isdigit() and not _alive(int(pid))
+        else:
+            stale = not alive_any
+        if not stale:
             continue
         study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         if t.params:

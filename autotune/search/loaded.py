@@ -1,0 +1,160 @@
+"""Read back a completed search run (`runs/<run>/`) for `autotune show` and `autotune export`.
+
+A run stores the best mapping (`mapping.json`, with an explicit core per task) and the paths and hashes of
+the workload and hardware profiles it was searched against (`run.json`). Loading re-evaluates the mapping
+with the latency model against those same files, so what `show` prints and what `export` writes is the
+model's verdict on exactly the stored mapping; a profile that changed since the search is refused, because
+the mapping (table names, row counts, shard sizes) would no longer describe it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from autotune.console import err
+from autotune.errors import UserError
+from autotune.hardware import HardwareProfile
+from autotune.hwload import load_hardware
+from autotune.model.evaluate import Prediction, predict
+from autotune.model.mapping import Mapping, parse_mapping, validate_mapping
+from autotune.search import runstore
+from autotune.workload import WorkloadProfile, load_profile
+
+#: Relative difference below which a re-evaluated latency counts as the stored one (float noise only).
+LATENCY_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    """A completed run with its inputs reloaded and its best mapping re-evaluated."""
+
+    name: str
+    path: Path  # the run directory
+    doc: dict[str, Any]  # run.json
+    profile: WorkloadProfile
+    hw: HardwareProfile
+    batch_size: int
+    mapping: Mapping  # mapping.json, with the placement used and the re-evaluated latency stamped in
+    prediction: Prediction  # the model's breakdown of `mapping`
+    stored_latency_s: float | None  # run.json best_latency_s (what the search reported)
+
+    @property
+    def lower_bound_s(self) -> float | None:
+        v = self.doc.get("lower_bound_s")
+        return float(v) if isinstance(v, int | float) else None
+
+    @property
+    def matches_stored(self) -> bool:
+        """Whether re-evaluating the stored mapping gives the latency the search stored."""
+        s = self.stored_latency_s
+        return s is not None and math.isclose(self.prediction.latency_s, s, rel_tol=LATENCY_RTOL, abs_tol=0.0)
+
+
+def load_run(
+    run: str,
+    root: Path = runstore.DEFAULT_ROOT,
+    profile: Path | None = None,
+    hardware: str | None = None,
+) -> LoadedRun:
+    """Load run `run` (a name under `root` or a run directory) and re-evaluate its mapping.
+
+    `profile` / `hardware` replace the paths recorded in run.json (for a run whose inputs moved); the
+    files must still be the ones the search used (same sha256), else `UserError`.
+    """
+    d = runstore.resolve_existing(run, Path(root))
+    doc = runstore.read_json(d / "run.json")
+    if not isinstance(doc, dict):
+        raise UserError(f"{d / 'run.json'}: not a run record (a JSON object); rerun `autotune search`")
+    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
+    prof = _load_profile(d, inputs.get("profile") or {}, profile)
+    hw = _load_hw(d, inputs.get("hardware") or {}, hardware)
+    batch = doc.get("batch_size")
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        raise UserError(f"{d / 'run.json'}: field 'batch_size' must be a positive integer, got {batch!r}")
+
+    mpath = d / "mapping.json"
+    raw = runstore.read_json(mpath)
+    if not isinstance(raw, dict):
+        raise UserError(f"{mpath}: a mapping must be a JSON object with 'version' and 'tables'")
+    mapping = parse_mapping(raw, where=str(mpath))
+    validate_mapping(mapping, prof, hw, where=str(mpath))
+    if mapping.hardware is not None and mapping.hardware != hw.name:
+        raise UserError(
+            f"{mpath}: field 'hardware' is {mapping.hardware!r} but the run was searched on {hw.name!r}; "
+            "restore the file from the search or rerun `autotune search`"
+        )
+    if mapping.batch_size is not None and mapping.batch_size != batch:
+        raise UserError(
+            f"{mpath}: field 'batch_size' is {mapping.batch_size} but run.json says {batch}; "
+            "restore the file from the search or rerun `autotune search`"
+        )
+    pred = predict(prof, hw, mapping, batch)
+    stored = doc.get("best_latency_s")
+    stored_f = float(stored) if isinstance(stored, int | float) and not isinstance(stored, bool) else None
+    out_mapping = replace(
+        pred.mapping,
+        name=mapping.name or d.name,
+        hardware=hw.name,
+        batch_size=batch,
+        predicted_latency_s=pred.latency_s,
+    )
+    loaded = LoadedRun(
+        name=d.name,
+        path=d,
+        doc=doc,
+        profile=prof,
+        hw=hw,
+        batch_size=batch,
+        mapping=out_mapping,
+        prediction=pred,
+        stored_latency_s=stored_f,
+    )
+    if stored_f is not None and not loaded.matches_stored:
+        err.print(
+            f"[yellow]warning:[/yellow] {mpath} now predicts {pred.latency_s * 1e6:.4g} µs, the search stored "
+            f"{stored_f * 1e6:.4g} µs (the file was edited after the search); showing the file as it is"
+        )
+    return loaded
+
+
+def _load_profile(d: Path, rec: dict[str, Any], override: Path | None) -> WorkloadProfile:
+    recorded = rec.get("path")
+    path = Path(override) if override is not None else (Path(recorded) if isinstance(recorded, str) else None)
+    if path is None:
+        raise UserError(f"{d / 'run.json'}: no 'inputs.profile.path'; pass --profile with the searched profile")
+    f = path / "profile.json" if path.is_dir() else path
+    if not f.is_file():
+        raise UserError(
+            f"{f}: the workload profile of run {d.name} is gone; pass --profile with the profile the search used"
+        )
+    want = rec.get("sha256")
+    if isinstance(want, str) and runstore.sha256_file(f) != want:
+        raise UserError(
+            f"{f}: this workload profile changed since run {d.name} was searched (sha256 differs from "
+            "run.json inputs.profile.sha256); pass --profile with the original file or rerun `autotune search`"
+        )
+    return load_profile(f)
+
+
+def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProfile:
+    recorded = rec.get("path")
+    name = rec.get("name")
+    if override is not None:
+        spec: str | Path = override
+    elif isinstance(recorded, str) and Path(recorded).is_file():
+        spec = Path(recorded)
+    elif isinstance(name, str):
+        spec = name  # the recorded file moved (another install): the bundled profile of that name
+    else:
+        raise UserError(f"{d / 'run.json'}: no 'inputs.hardware'; pass --hw with the searched hardware profile")
+    hw = load_hardware(spec)
+    want = rec.get("sha256")
+    if isinstance(want, str) and hw.path is not None and runstore.sha256_file(hw.path) != want:
+        raise UserError(
+            f"{hw.path}: hardware profile {hw.name!r} changed since run {d.name} was searched (sha256 differs "
+            "from run.json inputs.hardware.sha256); pass --hw with the original file or rerun `autotune search`"
+        )
+    return hw

@@ -35,7 +35,7 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
     """A completed run's directory, for `show` and `export`: a clear error when there is none."""
     d = run_dir(run, root)
     if not (d / "run.json").exists():
-        known = sorted(p.name for p in root.glob("*/run.json")) if root.exists() else []
+        known = sorted(p.parent.name for p in root.glob("*/run.json")) if root.exists() else []
         hint = f"; completed runs under {root}/: {', '.join(p for p in known)}" if known else ""
         raise UserError(f"{d}: no completed run here (run.json missing); start one with `autotune search`{hint}")
     return d

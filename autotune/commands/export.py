@@ -54,7 +54,11 @@ def export_command(
         emit_json(doc)
         return
     atomic.write_text(out, json.dumps(doc, indent=2) + "\n")
-    err.print(f"wrote {out} ({exporter.name}, run {loaded.name}, {len(loaded.mapping.tables)} tables)")
+    err.print(
+        f"wrote {out} ({exporter.name}, run {loaded.name}, {len(loaded.mapping.tables)} tables)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

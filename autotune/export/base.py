@@ -52,9 +52,12 @@ def schema_errors(doc: Any, schema: dict[str, Any]) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(doc), key=jsonschema.exceptions.relevance)
-    return [f"{field_path(e.absolute_path)}: {e.message}" for e in errors]
-
+    errors = list(validator.iter_errors(doc))
+    if not errors:
+        return []
+    best = jsonschema.exceptions.best_match(errors)
+    ordered = [best] + [e for e in errors if e is not best]
+    return [f"{field_path(e.absolute_path)}: {e.message}" for e in ordered]
 
 def field_path(parts: Any) -> str:
     """['plan', 'm', 't0', 'shards', 2] -> 'plan.m.t0.shards[2]'."""

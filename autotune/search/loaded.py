@@ -19,7 +19,7 @@ from autotune.errors import UserError
 from autotune.hardware import HardwareProfile
 from autotune.hwload import load_hardware
 from autotune.model.evaluate import Prediction, predict
-from autotune.model.mapping import Mapping, parse_mapping, validate_mapping
+from autotune.model.mapping import Mapping, parse_mapping, profile_hash, validate_mapping
 from autotune.search import runstore
 from autotune.workload import WorkloadProfile, load_profile
 
@@ -37,7 +37,7 @@ class LoadedRun:
     profile: WorkloadProfile
     hw: HardwareProfile
     batch_size: int
-    mapping: Mapping  # mapping.json, with the placement used and the re-evaluated latency stamped in
+    mapping: Mapping  # mapping.json with the placement used, the re-evaluated latency and the profile's hash
     prediction: Prediction  # the model's breakdown of `mapping`
     stored_latency_s: float | None  # run.json best_latency_s (what the search reported)
 
@@ -99,6 +99,7 @@ def load_run(
         name=mapping.name or d.name,
         hardware=hw.name,
         batch_size=batch,
+        profile={"name": prof.name, "hash": profile_hash(prof)},
         predicted_latency_s=pred.latency_s,
     )
     loaded = LoadedRun(
@@ -114,8 +115,10 @@ def load_run(
     )
     if stored_f is not None and not loaded.matches_stored:
         err.print(
-            f"[yellow]warning:[/yellow] {mpath} now predicts {pred.latency_s * 1e6:.4g} µs, the search stored "
-            f"{stored_f * 1e6:.4g} µs (the file was edited after the search); showing the file as it is"
+            f"warning: {mpath} now predicts {pred.latency_s * 1e6:.4g} µs, the search stored "
+            f"{stored_f * 1e6:.4g} µs (the file was edited after the search); showing the file as it is",
+            markup=False,
+            soft_wrap=True,
         )
     return loaded
 

@@ -1,0 +1,137 @@
+"""`autotune export RUN --format json|torchrec` through the CLI on a real (small) search run."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from run_helpers import RUN, TABLES, completed_run
+from typer.testing import CliRunner
+
+from autotune.cli import app
+from autotune.export.torchrec import check_plan
+from autotune.model.mapping import parse_mapping
+
+runner = CliRunner()
+ROWS = {f"t{i}": t[0] for i, t in enumerate(TABLES)}
+DIM = 32
+CORES = 48  # ascend910b vector cores
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return completed_run(tmp_path_factory.getbasetemp() / "h5-run")
+
+
+def export(*args: str):
+    return runner.invoke(app, ["export", *args])
+
+
+def test_native_export_reproduces_the_stored_latency_through_evaluate(root, tmp_path):
+    out = tmp_path / "best.json"
+    res = export(RUN, "--runs-dir", str(root), "--format", "json", "--out", str(out))
+    assert res.exit_code == 0, res.stderr
+    assert res.stdout == "" and f"wrote {out}" in res.stderr
+    doc = json.loads(out.read_text())
+    parse_mapping(doc, where=str(out))  # the shipped mapping schema accepts it
+    stored = json.loads((root / RUN / "mapping.json").read_text())
+    assert [t["placement"] for t in doc["tables"]] == [t["placement"] for t in stored["tables"]]
+    run_doc = json.loads((root / RUN / "run.json").read_text())
+    profile = run_doc["inputs"]["profile"]["path"]
+    ev = runner.invoke(app, ["evaluate", "--profile", profile, "--hw", "ascend910b", "--mapping", str(out), "--json"])
+    assert ev.exit_code == 0, ev.stderr
+    assert json.loads(ev.stdout)["latency_s"] == run_doc["best_latency_s"] == doc["predicted_latency_s"]
+    assert "warning" not in ev.stderr  # same hardware, same profile hash
+
+
+def test_torchrec_export_tiles_every_table(root):
+    res = export(RUN, "--runs-dir", str(root), "--format", "torchrec")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    check_plan(doc)
+    stored = {t["name"]: t for t in json.loads((root / RUN / "mapping.json").read_text())["tables"]}
+    plan = doc["plan"]["sparse_arch.embedding_bag_collection"]
+    assert set(plan) == set(ROWS) and doc["hardware"]["world_size"] == CORES
+    for name, entry in plan.items():
+        t, rows = stored[name], ROWS[name]
+        assert doc["tables"][name] == {"num_embeddings": rows, "embedding_dim": DIM, "data_type": "FP32"}
+        if t["shards"] == 1 and t["replicas"] == CORES:
+            assert entry["sharding_type"] == "data_parallel" and entry["shards"] is None
+            assert entry["ranks"] == list(range(CORES))
+            continue
+        assert entry["sharding_type"] == ("table_wise" if t["shards"] == 1 else "row_wise")
+        assert entry["ranks"] == t["placement"][0]  # replica 0's cores, shard by shard
+        k = t["shards"]
+        edges = [j * rows // k for j in range(k + 1)]  # equal row ranges, rounded down
+        assert [s["shard_offsets"] for s in entry["shards"]] == [[e, 0] for e in edges[:-1]]
+        assert [s["shard_sizes"] for s in entry["shards"]] == [[b - a, DIM] for a, b in itertools.pairwise(edges)]
+        assert [s["placement"] for s in entry["shards"]] == [f"rank:{c}/npu:{c}" for c in t["placement"][0]]
+        ext = doc["autotune"]["tables"][name]
+        assert ext["placement"] == t["placement"] and ext["strategy"] == t["strategy"]
+        assert ("replicas" in ext["not_expressed"]) == (t["replicas"] > 1)
+
+
+def test_torchrec_module_option(root):
+    res = export(RUN, "--runs-dir", str(root), "-f", "torchrec", "--module", "model.ebc")
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert list(doc["plan"]) == ["model.ebc"] and doc["autotune"]["module"] == "model.ebc"
+
+
+def test_unknown_format_lists_the_formats(root):
+    res = export(RUN, "--runs-dir", str(root), "--format", "onnx")
+    assert res.exit_code == 2 and res.stdout == ""
+    assert res.stderr.startswith("error: --format 'onnx' is not an export format; use one of: json (")
+    assert "torchrec (" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_unknown_and_incomplete_runs(root, tmp_path):
+    res = export("nope", "--runs-dir", str(root), "--format", "json")
+    assert res.exit_code == 2 and f"completed runs under {root}/: {RUN}" in res.stderr
+    half = tmp_path / "runs" / "half"
+    half.mkdir(parents=True)
+    shutil.copy(root / RUN / "mapping.json", half / "mapping.json")  # an interrupted search: no run.json
+    res = export("half", "--runs-dir", str(tmp_path / "runs"), "--format", "json")
+    assert res.exit_code == 2 and "half: no completed run here (run.json missing)" in res.stderr
+
+
+def test_invalid_mapping_is_refused_and_nothing_is_written(root, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(root / RUN, runs / RUN)
+    f = runs / RUN / "mapping.json"
+    m = json.loads(f.read_text())
+    m["tables"][1]["shards"] = 0
+    f.write_text(json.dumps(m))
+    out = tmp_path / "out" / "plan.json"
+    res = export(RUN, "--runs-dir", str(runs), "--format", "torchrec", "--out", str(out))
+    assert res.exit_code == 2 and "Traceback" not in res.stderr
+    assert "mapping.json: tables[1].shards: must be >= 1, got 0" in res.stderr
+    assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_mapping_placement_out_of_range_is_refused(root, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(root / RUN, runs / RUN)
+    f = runs / RUN / "mapping.json"
+    m = json.loads(f.read_text())
+    m["tables"][0]["placement"][0][0] = 48
+    f.write_text(json.dumps(m))
+    res = export(RUN, "--runs-dir", str(runs), "--format", "json")
+    assert res.exit_code == 2
+    assert "tables[0].placement: core 48 is out of range; ascend910b has cores 0..47" in res.stderr
+
+
+def test_out_must_be_a_file(root, tmp_path):
+    res = export(RUN, "--runs-dir", str(root), "--format", "json", "--out", str(tmp_path))
+    assert res.exit_code == 2 and "is a directory; give a file name" in res.stderr
+
+
+def test_out_replaces_an_existing_file_whole(root, tmp_path):
+    out = tmp_path / "plan.json"
+    out.write_text("old contents that are longer than nothing")
+    assert export(RUN, "--runs-dir", str(root), "-f", "torchrec", "-o", str(out)).exit_code == 0
+    check_plan(json.loads(out.read_text()))
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]  # no temporary file left behind

@@ -202,6 +202,7 @@ BROKEN = [
     (lambda p, d: p["bal"]["ranks"].pop(), rf"{P}.bal: 2 ranks for 3 shards"),
     (lambda p, d: p["bal"].__setitem__("sharding_type", "table_wise"), rf"{P}.bal.shards: table_wise has exactly one"),
     (lambda p, d: p["bal"]["shards"][0].__setitem__("placement", "rank:1/npu:1"), rf"{P}.bal.shards\[0\].placement"),
+    (lambda p, d: p["bal"]["shards"][0].__setitem__("placement", "rank:2/cuda:2"), r"should be 'rank:2/npu:2'"),
     (lambda p, d: p["bal"]["ranks"].__setitem__(0, 0), rf"{P}.bal.ranks: a rank appears twice"),
     (lambda p, d: p["tw"]["ranks"].__setitem__(0, 9), rf"{P}.tw.ranks: rank 9 is out of range; world_size is 4"),
     (lambda p, d: p["dp"]["ranks"].pop(), rf"{P}.dp.ranks: data_parallel must list every rank 0..3"),

@@ -59,6 +59,7 @@ def schema_errors(doc: Any, schema: dict[str, Any]) -> list[str]:
     ordered = [best] + [e for e in errors if e is not best]
     return [f"{field_path(e.absolute_path)}: {e.message}" for e in ordered]
 
+
 def field_path(parts: Any) -> str:
     """['plan', 'm', 't0', 'shards', 2] -> 'plan.m.t0.shards[2]'."""
     out = ""

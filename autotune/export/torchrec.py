@@ -240,22 +240,22 @@ def check_plan(doc: Any, where: str = "plan") -> None:
     Rules: every planned table has a `tables` entry; data_parallel tables have null shards and every rank;
     otherwise `len(ranks) == len(shards)`, a table_wise table has one shard, shards are listed in row order,
     start at row 0, follow each other without gap or overlap, cover every row and every column, sit on
-    distinct ranks below `world_size`, and each `placement` names its shard's rank.
+    distinct ranks below `world_size`, and each `placement` is `rank:R/<device_type>:R` for its shard's rank R.
     """
     problems = schema_errors(doc, load_schema(SCHEMA_FILE))
     if problems:
         raise UserError(f"{where}: {problems[0]}")
-    world = doc["hardware"]["world_size"]
+    world, dev = doc["hardware"]["world_size"], doc["hardware"]["device_type"]
     configs = doc["tables"]
     for module, tables in doc["plan"].items():
         for name, entry in tables.items():
             at = field_path(["plan", module, name])
             if name not in configs:
                 raise UserError(f"{where}: {at}: table {name!r} has no entry in 'tables' (num_embeddings, dim)")
-            _check_entry(entry, configs[name], world, f"{where}: {at}")
+            _check_entry(entry, configs[name], world, dev, f"{where}: {at}")
 
 
-def _check_entry(entry: dict[str, Any], config: dict[str, Any], world: int, at: str) -> None:
+def _check_entry(entry: dict[str, Any], config: dict[str, Any], world: int, dev: str, at: str) -> None:
     rows, dim = config["num_embeddings"], config["embedding_dim"]
     ranks, shards, kind = entry["ranks"], entry["shards"], entry["sharding_type"]
     bad = [r for r in ranks if r >= world]
@@ -293,9 +293,11 @@ def _check_entry(entry: dict[str, Any], config: dict[str, Any], world: int, at: 
         next_row = row + n_rows
         if next_row > rows:
             raise UserError(f"{s_at}.shard_sizes: ends at row {next_row}, the table has {rows} rows")
-        dev = shard["placement"].split("/", 1)
-        if dev[0] != f"rank:{rank}":
-            raise UserError(f"{s_at}.placement: {shard['placement']!r} does not name rank {rank} (ranks[{i}])")
+        if shard["placement"] != placement(rank, dev):
+            raise UserError(
+                f"{s_at}.placement: {shard['placement']!r} should be {placement(rank, dev)!r} "
+                f"(rank {rank} = ranks[{i}], device type {dev!r})"
+            )
     if next_row != rows:
         raise UserError(
             f"{at}.shards: cover rows 0..{next_row - 1}, the table has {rows} rows; the shards must tile it exactly"

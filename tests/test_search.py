@@ -117,7 +117,7 @@ def test_search_beats_every_baseline_and_stores_the_run(tmp_path: Path, medium_p
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert set(doc) >= {"run", "best", "lower_bound_s", "baselines", "n_trials"}
-    assert doc["n_trials"] == 40
+    assert doc["n_trials"] >= 40  # and one more when polishing improved the best
     names = {b["name"] for b in doc["baselines"]}
     assert {"default-gather", "table-wise", "row-wise", "hugectr"} <= names
     best = doc["best"]["latency_s"]
@@ -242,7 +242,9 @@ def test_two_workers_share_one_study(tmp_path: Path, medium_profile: Path) -> No
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) >= 40
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    assert len({t.user_attrs["worker"] for t in complete}) == 2  # both processes did work
+    sampled = [t for t in complete if "polished_from" not in t.user_attrs]  # polishing runs in the parent
+    assert len(sampled) == 40
+    assert len({t.user_attrs["worker"] for t in sampled}) == 2  # both processes did work
 
 
 @pytest.mark.skipif(find_pg_bin() is None and not os.environ.get("CI"), reason="no PostgreSQL server installed")

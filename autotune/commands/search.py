@@ -36,6 +36,9 @@ def search(
     ),
     seed: int | None = typer.Option(0, "--seed", help="Sampler seed (worker i uses seed + 1000 i)."),
     heavy: int = typer.Option(16, "--heavy", help="Tables with their own knobs (the ones with the most work)."),
+    polish_: bool = typer.Option(
+        True, "--polish/--no-polish", help="After the trials, improve the best one parameter at a time."
+    ),
     runs_dir: Path = typer.Option(DEFAULT_ROOT, "--runs-dir", help="Where runs are stored."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -69,6 +72,7 @@ def search(
         objectives=objs,
         seed=seed,
         heavy=heavy,
+        polish=polish_,
         root=runs_dir,
         argv=tuple(["autotune", *sys.argv[1:]]),
     )

@@ -26,6 +26,7 @@ from autotune.model.mapping import Mapping
 from autotune.model.strategies import fmt_bytes
 from autotune.search import runstore
 from autotune.search.objective import Problem, make_objective, run_worker
+from autotune.search.polish import polish
 from autotune.search.space import SearchSpace
 from autotune.search.storage import (
     JOURNAL_NAME,
@@ -53,6 +54,7 @@ class SearchRequest:
     objectives: tuple[str, ...] = ("latency",)
     seed: int | None = 0
     heavy: int = 16
+    polish: bool = True  # coordinate descent from the best trial after the sampler's budget
     root: Path = runstore.DEFAULT_ROOT
     argv: tuple[str, ...] = field(default_factory=tuple)
 
@@ -176,7 +178,22 @@ def run_search(
     else:
         _run_pool(req, problem, run_dir, study_name, study, before, progress, default_s)
 
+    if req.polish and not problem.two_objectives:
+        _polish(study, problem, ctx, space, registry)
     return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
+
+
+def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: SearchSpace, registry: Path) -> None:
+    """Coordinate descent from the best feasible trial; a better point is told to the study as a trial."""
+    feasible = _feasible(study)
+    if not feasible:
+        return
+    start = min(feasible, key=lambda t: t.values[0])
+    params, latency = polish(space, ctx, dict(start.params))
+    if latency < start.values[0] * (1 - 1e-12):
+        study.enqueue_trial(params, user_attrs={"polished_from": start.number})
+        with registered_worker(registry):
+            study.optimize(make_objective(problem, ctx, space), n_trials=1)
 
 
 def _run_pool(

@@ -1,0 +1,198 @@
+"""Throughput of `autotune analyze` on a Criteo-format log against hand-written references, in one run.
+
+Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tables, 40 columns; size
+`--rows`, default 2,000,000), then runs, each in its own fresh process so peak memory is its own:
+
+- `analyze`: the CLI, `autotune analyze LOG --format criteo --model model.toml --out DIR --json` (the whole
+  product: counts, then every statistic of the profile, written to disk);
+- `duckdb`: the best hand-written DuckDB we know (LIBRARIES.md: parse the text once, then one GROUP BY per
+  column): load C1..C26 as VARCHAR into a table, `SELECT c, count(*) ... GROUP BY c` per column;
+- `polars`: the Polars equivalent: `read_csv` of C1..C26 once, one lazy `group_by(c).agg(pl.len())` per
+  column, `pl.collect_all`;
+- `pandas`: what a user would write: `pd.read_csv(sep="\\t", header=None, usecols=C1..C26, dtype=str)`, then
+  `df[c].value_counts()` per column.
+
+Every method reports per table the accesses and the distinct ids; the script checks that they agree with
+`analyze` (a benchmark of wrong answers is worthless). Wall time is measured around each process (Python
+start-up and imports included, the same for all), peak RSS from the child's own rusage (`os.wait4`).
+The engine limit (a) is the faster of duckdb and polars.
+
+    .venv/bin/python benchmarks/analyze_throughput.py [--rows 2000000] [--seed 0] [--workdir DIR] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_DENSE = 13
+TABLES = [f"C{i + 1}" for i in range(26)]
+BIN = Path(sys.executable).parent
+
+
+def run_measured(cmd: list[str]) -> tuple[float, float, str]:
+    """Run `cmd`; return (wall seconds, peak RSS MiB of that process, its stdout). Fails loudly on error."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=errf)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        errf.seek(0)
+        stdout = out.read().decode()
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{errf.read().decode()[-3000:]}")
+    return wall, usage.ru_maxrss / 1024.0, stdout  # ru_maxrss is KiB on Linux
+
+
+# ------------------------------------------------------------------------------------------------------
+# References: each prints {"table": [accesses, distinct], ...} on stdout.
+
+
+def job_duckdb(log: Path, threads: int) -> dict[str, list[int]]:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar=false")
+    con.execute(f"SET threads={threads}")
+    cols = {f"d{i}": "VARCHAR" for i in range(1 + N_DENSE)} | {t: "VARCHAR" for t in TABLES}
+    spec = ", ".join(f"'{k}': '{v}'" for k, v in cols.items())
+    con.execute(
+        f"CREATE TABLE log AS SELECT {', '.join(TABLES)} FROM read_csv('{log}', delim='\\t', header=false, "
+        f"quote='', escape='', columns={{{spec}}})"
+    )
+    out = {}
+    for t in TABLES:
+        counts = con.sql(f"SELECT {t}, count(*) AS n FROM log WHERE {t} IS NOT NULL GROUP BY {t}").to_arrow_table()
+        n = counts.column("n")
+        out[t] = [int(sum(n.to_numpy())), counts.num_rows]
+    return out
+
+
+def job_polars(log: Path, threads: int) -> dict[str, list[int]]:
+    import polars as pl
+
+    names = ["label"] + [f"I{i + 1}" for i in range(N_DENSE)] + TABLES
+    df = pl.read_csv(
+        log,
+        separator="\t",
+        has_header=False,
+        new_columns=names,
+        columns=list(range(1 + N_DENSE, 1 + N_DENSE + len(TABLES))),
+        schema_overrides={t: pl.String for t in TABLES},
+        quote_char=None,
+    )
+    lazy = df.lazy()
+    frames = pl.collect_all([lazy.filter(pl.col(t).is_not_null()).group_by(t).agg(pl.len().alias("n")) for t in TABLES])
+    return {t: [int(f["n"].sum()), f.height] for t, f in zip(TABLES, frames, strict=True)}
+
+
+def job_pandas(log: Path, threads: int) -> dict[str, list[int]]:
+    import pandas as pd
+
+    df = pd.read_csv(log, sep="\t", header=None, usecols=range(1 + N_DENSE, 1 + N_DENSE + len(TABLES)), dtype=str)
+    df.columns = TABLES
+    out = {}
+    for t in TABLES:
+        vc = df[t].value_counts()  # NaN (missing) is dropped by default
+        out[t] = [int(vc.sum()), len(vc)]
+    return out
+
+
+JOBS = {"duckdb": job_duckdb, "polars": job_polars, "pandas": job_pandas}
+
+
+# ------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=2_000_000, help="log rows (queries) to generate")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workdir", type=Path, default=None, help="where the log goes (default: a temp folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the log and profile afterwards")
+    ap.add_argument("--skip", default="", help="comma-separated methods not to run (analyze,duckdb,polars,pandas)")
+    ap.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    ap.add_argument("--log", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    threads = os.cpu_count() or 1
+    if args.job:  # child process: run one reference and print its per-table figures
+        print(json.dumps(JOBS[args.job](args.log, threads)))
+        return
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="analyze-throughput."))
+    logs = work / "log"
+    try:
+        wall, rss, _ = run_measured(
+            [str(BIN / "autotune"), "synth", str(logs), "--preset", "criteo1tb", "--queries", str(args.rows),
+             "--seed", str(args.seed), "--format", "criteo", "--json"]
+        )  # fmt: skip
+        log = logs / "criteo.tsv"
+        size = log.stat().st_size
+        print(
+            f"log: {args.rows:,} rows, {size / 2**20:,.0f} MiB, 26 tables (criteo1tb preset); generated in {wall:.1f} s"
+        )
+        print(f"machine: {threads} cores; each method in a fresh process, wall time includes start-up")
+        skip = set(filter(None, args.skip.split(",")))
+        results: dict[str, tuple[float, float]] = {}
+        figures: dict[str, dict[str, list[int]]] = {}
+        if "analyze" not in skip:
+            wall, rss, out = run_measured(
+                [str(BIN / "autotune"), "analyze", str(log), "--format", "criteo", "--model",
+                 str(logs / "model.toml"), "--out", str(work / "profile"), "--json"]
+            )  # fmt: skip
+            results["analyze"] = (wall, rss)
+            figures["analyze"] = {t["name"]: [t["accesses"], t["distinct"]] for t in json.loads(out)["tables"]}
+        for name in JOBS:
+            if name in skip:
+                continue
+            wall, rss, out = run_measured([sys.executable, __file__, "--job", name, "--log", str(log)])
+            results[name] = (wall, rss)
+            figures[name] = json.loads(out)
+        _report(args.rows, results, figures)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _report(rows: int, results: dict[str, tuple[float, float]], figures: dict[str, dict[str, list[int]]]) -> None:
+    ref = next(iter(figures.values()))
+    agree = all(f == ref for f in figures.values())
+    labels = {
+        "analyze": "autotune analyze (CLI)",
+        "duckdb": "(a) DuckDB: load once, GROUP BY per column",
+        "polars": "(a) Polars: read_csv once, group_by per column",
+        "pandas": "(b) pandas: read_csv + value_counts per column",
+    }
+    base = results.get("analyze", (float("nan"), 0.0))[0]
+    print()
+    print(f"{'method':<48} {'seconds':>8} {'rows/s':>11} {'peak RSS MiB':>13} {'time / analyze':>15}")
+    for name, (wall, rss) in results.items():
+        print(f"{labels[name]:<48} {wall:8.2f} {rows / wall:11,.0f} {rss:13,.0f} {wall / base:15.2f}")
+    engines = [results[n][0] for n in ("duckdb", "polars") if n in results]
+    print()
+    if "analyze" in results and engines:
+        best = min(engines)
+        print(f"analyze / best engine reference (a): {base / best:.2f}x  (target <= 1.25x)")
+    if "analyze" in results and "pandas" in results:
+        print(f"pandas (b) / analyze: {results['pandas'][0] / base:.1f}x faster  (target >= 10x)")
+    print(f"per-table accesses and distinct ids agree across methods: {'yes' if agree else 'NO'}")
+    if not agree:
+        for name, f in figures.items():
+            diff = [t for t in TABLES if f.get(t) != ref.get(t)]
+            if diff:
+                got, want = [f.get(t) for t in diff[:3]], [ref.get(t) for t in diff[:3]]
+                print(f"  {name} differs on {', '.join(diff[:6])}: {got} vs {want}")
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

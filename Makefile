@@ -16,9 +16,13 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	@touch $@
 
 demo: $(VENV)/.installed
-	$(BIN)/autotune synth $(DEMO)/logs --preset criteo1tb --queries 200000 --seed 7 --format criteo
-	$(BIN)/autotune analyze $(DEMO)/logs --format criteo --model $(DEMO)/logs/model.toml --out $(DEMO)/profile
-	@echo "demo: profile written to $(DEMO)/profile (profile.json, counts.parquet)" >&2
+	$(BIN)/autotune synth $(DEMO)/logs --preset avazu --queries 500000 --seed 7 --format parquet
+	$(BIN)/autotune analyze $(DEMO)/logs --model $(DEMO)/logs/model.toml --name avazu --out $(DEMO)/profile
+	$(BIN)/autotune search --hw ascend910b --profile $(DEMO)/profile --run demo-avazu --n-trials 300 --timeout 90
+	$(BIN)/autotune show demo-avazu
+	$(BIN)/autotune export demo-avazu --format torchrec --out runs/demo-avazu/plan.torchrec.json
+	$(BIN)/autotune export demo-avazu --format json --out runs/demo-avazu/mapping.export.json
+	@echo "demo: logs and profile in $(DEMO)/, the tuned run in runs/demo-avazu/ (report.md, mapping.json, plan.torchrec.json)" >&2
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check autotune analytics tests benchmarks
@@ -29,4 +33,4 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check autotune analytics tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs/demo .pytest_cache
+	rm -rf $(VENV) runs/demo runs/demo-avazu .pytest_cache

@@ -22,7 +22,7 @@ from autotune.hwload import hardware_to_dict, resolve_hardware
 from autotune.model.bounds import lower_bound
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction, predict, score
-from autotune.model.mapping import Mapping
+from autotune.model.mapping import Mapping, profile_hash
 from autotune.model.strategies import fmt_bytes
 from autotune.search import runstore
 from autotune.search.objective import Problem, make_objective, run_worker
@@ -312,7 +312,7 @@ def _finish(
     profile_path = Path(problem.profile)
     profile_file = profile_path / "profile.json" if profile_path.is_dir() else profile_path
     hw_path = Path(problem.hardware)
-    out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, runstore.sha256_file(profile_file))
+    out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, profile_hash(ctx.profile))
 
     pareto: list[dict[str, Any]] = []
     if problem.two_objectives:
@@ -384,7 +384,7 @@ def _finish(
     return outcome
 
 
-def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, profile_hash: str) -> Mapping:
+def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:
     from dataclasses import replace
 
     return replace(
@@ -392,7 +392,7 @@ def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, profile_hash
         name=run,
         hardware=ctx.hw.name,
         batch_size=ctx.batch_size,
-        profile={"name": ctx.profile.name, "hash": profile_hash},
+        profile={"name": ctx.profile.name, "hash": content_hash},
         predicted_latency_s=latency,
     )
 

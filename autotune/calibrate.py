@@ -1,0 +1,382 @@
+"""`autotune calibrate`: fit this machine's `cpu` hardware profile from micro-benchmarks of replay's own kernels.
+
+The model's figures are fitted to what replay's numpy kernels achieve on this machine, because those are the
+costs the model must rank (the figures are "effective": numpy gathers, then pools, one after the other, so
+a per-row cost below includes its pooling pass and the model's overlap (max) of the two picks it up):
+- GM per-row cost at 64-byte rows from a DRAM-sized table = gm_latency / outstanding (cycles); the latency
+  comes from a dependent-load chase (DRAM minus cache), outstanding = latency / per-row cost, rounded.
+- gm_read_bytes_per_cycle: random 1 KiB row gathers from DRAM (GM's bandwidth term). The chunked streaming
+  copy (GM-UB's stream) is about 3x faster on this kind of machine, but the model has one GM rate; the L2
+  fill rate records the streaming figure.
+- L3 ("l2" in the model): the same per-row cost on a table that fits the effective last-level cache; its
+  capacity is the largest tested table whose per-row cost stays below halfway to DRAM.
+- The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's
+  gather + pool of 256-byte rows from a table a quarter of its size.
+- gather_bytes_per_cycle: `np.take` of cached rows; pool_bytes_per_cycle: `np.add.reduceat` of cached rows.
+- per_task_s: one task of one look-up; launch_s / merge_sync_s: a batch of no tasks on pinned workers.
+- Chip GM bandwidth: every core streaming at once. Core count: this process's CPU affinity.
+Every figure is written with its measurement and confidence "measured" (or "published" for what the OS
+reports), atomically, where `--hw cpu` finds it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from autotune.hardware import CoreType, HardwareProfile, LocalMemory, Overheads
+from autotune.hwformat import validate_hardware
+from autotune.replay.batches import TableBatch
+from autotune.replay.kernels import PreparedTask, run_task, segment_sum
+from autotune.replay.runner import run as run_workers
+from autotune.replay.runner import usable_cpus
+
+MiB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How big and how long the micro-benchmarks are (`quick` is for tests and CI)."""
+
+    dram_bytes: int
+    lookups: int
+    repeats: int
+    chase_steps: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Budget:
+        if quick:
+            return cls(dram_bytes=64 * MiB, lookups=1 << 14, repeats=3, chase_steps=20_000)
+        return cls(dram_bytes=1024 * MiB, lookups=1 << 16, repeats=7, chase_steps=200_000)
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def _sysfs_cache(level: int) -> int | None:
+    base = Path("/sys/devices/system/cpu/cpu0/cache")
+    for d in sorted(base.glob("index*")):
+        try:
+            if int((d / "level").read_text()) == level and (d / "type").read_text().strip() in ("Unified", "Data"):
+                text = (d / "size").read_text().strip()
+                mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1], 1)
+                return int(text.rstrip("KMG")) * mult
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _line_bytes() -> int:
+    try:
+        return int(Path("/sys/devices/system/cpu/cpu0/cache/index0/coherency_line_size").read_text())
+    except (OSError, ValueError):
+        return 64
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _clock_hz() -> float:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return float(line.split(":", 1)[1]) * 1e6
+    except (OSError, ValueError):
+        pass
+    return 2.5e9
+
+
+def _mem_total() -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) * 1024
+    return 1 << 34
+
+
+def row_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator, pooling: int = 8) -> float:
+    """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table`."""
+    ids = rng.integers(0, table.shape[0], lookups)
+    offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
+    out = np.empty((len(offsets) - 1, table.shape[1]), dtype=np.float32)
+    return _median_time(lambda: segment_sum(np.take(table, ids, axis=0), offsets, out), repeats) / lookups
+
+
+def chase_s(arr: np.ndarray, steps: int) -> float:
+    """Seconds per step of a dependent-load chase through the random cycle `arr` (Python loop included)."""
+    i = 0
+    t = time.perf_counter()
+    for _ in range(steps):
+        i = arr[i]
+    return (time.perf_counter() - t) / steps
+
+
+def _cycle(n: int, rng: np.random.Generator) -> np.ndarray:
+    perm = rng.permutation(n)
+    nxt = np.empty(n, dtype=np.int64)
+    nxt[perm] = np.roll(perm, -1)
+    return nxt
+
+
+def stream_s_per_byte(table: np.ndarray, chunk_bytes: int, repeats: int) -> float:
+    """Seconds per byte of the *-UB kernel's chunked streaming copy (no look-ups) of `table`."""
+    rows = table.shape[0]
+    chunk_rows = max(1, chunk_bytes // (table.shape[1] * 4))
+    task = _task(table, "GM-UB", chunk_rows)
+    batch = TableBatch(np.empty(0, np.int64), np.zeros(2, np.int64), np.empty(0, np.int32))
+    out = np.empty((1, table.shape[1]), np.float32)
+    return _median_time(lambda: run_task(task, batch, out), repeats) / (rows * table.shape[1] * 4)
+
+
+def _task(src: np.ndarray, strategy: str, chunk_rows: int = 1) -> PreparedTask:
+    return PreparedTask(
+        table=0, replica=0, shard=0, core=0, strategy=strategy, dedup=False, q0=0, q1=1, shards=1, lo=0,
+        hi=src.shape[0], shard_of=None, local=None, src=src, hot_ids=np.empty(0, np.int64),
+        hot_data=np.empty((0, src.shape[1]), np.float32), chunk_rows=chunk_rows,
+        buf=np.zeros((min(chunk_rows, src.shape[0]), src.shape[1]), np.float32) if strategy.endswith("UB") else None,
+    )  # fmt: skip
+
+
+def _parallel_stream_bps(table: np.ndarray, chunk_bytes: int, cpus: list[int], repeats: int) -> float:
+    """Chip-wide bytes per second with every CPU streaming its own part of `table` at once."""
+    import multiprocessing as mp
+
+    P = len(cpus)
+    parts = np.array_split(table, P)
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(P + 1, timeout=120)
+
+    def work(c: int) -> None:
+        os.sched_setaffinity(0, {cpus[c]})
+        task = _task(parts[c], "GM-UB", max(1, chunk_bytes // (table.shape[1] * 4)))
+        batch = TableBatch(np.empty(0, np.int64), np.zeros(2, np.int64), np.empty(0, np.int32))
+        out = np.empty((1, table.shape[1]), np.float32)
+        for _ in range(repeats + 1):
+            barrier.wait()
+            run_task(task, batch, out)
+            barrier.wait()
+
+    procs = [ctx.Process(target=work, args=(c,), daemon=True) for c in range(P)]
+    for p in procs:
+        p.start()
+    ts = []
+    for _ in range(repeats + 1):
+        barrier.wait()
+        t = time.perf_counter()
+        barrier.wait()
+        ts.append(time.perf_counter() - t)
+    for p in procs:
+        p.join(timeout=30)
+    return table.nbytes / float(np.median(ts[1:]))
+
+
+def _launch_s(n_workers: int, repeats: int) -> float:
+    batches: list[list[TableBatch]] = [[] for _ in range(repeats * 4 + 2)]
+    t = run_workers([], batches, [], 1, n_workers)
+    return float(np.median(t.latency_s[2:]))
+
+
+def measure(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every micro-benchmark, in seconds and bytes (the raw facts the fit reads)."""
+    say = progress or (lambda _m: None)
+    b = Budget.of(quick)
+    rng = np.random.default_rng(0)
+    cpus = usable_cpus()
+    l2 = _sysfs_cache(2) or 1 * MiB
+    l3 = _sysfs_cache(3) or 8 * MiB
+    m: dict[str, Any] = {"cpus": cpus, "l2_bytes": l2, "l3_bytes": l3, "line_bytes": _line_bytes()}
+    m["clock_hz"], m["cpu_model"], m["mem_total"] = _clock_hz(), _cpu_model(), _mem_total()
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpus[0]})
+    try:
+        say(f"allocating a {b.dram_bytes // MiB} MiB table (DRAM-sized)")
+        big = np.ones(b.dram_bytes // 4, dtype=np.float32)
+        say("random row gathers by table size and row size")
+        sizes = sorted({max(l2 // 4, 64 * 1024), *(s * MiB for s in (8, 32, 128, 512) if s * MiB < b.dram_bytes)})
+        sizes.append(b.dram_bytes)
+        m["gather_by_size_64B"] = {
+            s: row_cost_s(big[: s // 4].reshape(-1, 16), b.lookups, b.repeats, rng) for s in sizes
+        }
+        m["gather_dram"] = {
+            rb: row_cost_s(big.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
+        }
+        small = big[: max(l2 // 16, 16 * 1024)]  # a quarter of the private L2, as float32 elements
+        m["gather_l2"] = {
+            rb: row_cost_s(small.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
+        }
+        cached = np.ones((512, 64), dtype=np.float32)  # 128 KiB: cache-resident
+        ids = rng.integers(0, 512, b.lookups)
+        m["take_cached_s_per_byte"] = _median_time(lambda: np.take(cached, ids, axis=0), b.repeats) / (b.lookups * 256)
+        rows = np.take(cached, ids, axis=0)
+        offsets = np.arange(0, b.lookups + 1, 8, dtype=np.int64)
+        pooled = np.empty((b.lookups // 8, 64), np.float32)
+        m["pool_s_per_byte"] = _median_time(lambda: segment_sum(rows, offsets, pooled), b.repeats) / rows.nbytes
+        chunk = max(l2 // 4, 4096)
+        m["chunk_bytes"] = chunk
+        say("streaming chunks of a DRAM-sized table")
+        m["stream_s_per_byte"] = stream_s_per_byte(big.reshape(-1, 64), chunk, b.repeats)
+        one = _task(small.reshape(-1, 16), "GM")
+        batch = TableBatch(np.zeros(1, np.int64), np.array([0, 1], np.int64), np.zeros(1, np.int32))
+        out1 = np.empty((1, 16), np.float32)
+        m["per_task_s"] = _median_time(lambda: run_task(one, batch, out1), b.repeats * 20)
+        say("dependent-load chases (latency)")
+        near = _cycle(4096, rng)
+        far = _cycle(b.dram_bytes // 8, rng) if not quick else _cycle(8 * MiB, rng)
+        m["chase_near_s"] = chase_s(near, b.chase_steps)
+        m["chase_far_s"] = chase_s(far, b.chase_steps)
+        del far
+    finally:
+        os.sched_setaffinity(0, old)
+    say(f"every core streaming at once ({len(cpus)} cores); worker launch")
+    m["chip_stream_bps"] = _parallel_stream_bps(big.reshape(-1, 64), chunk, cpus, max(b.repeats // 2, 2))
+    m["launch_s"] = _launch_s(len(cpus), b.repeats)
+    return m
+
+
+def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
+    """The `cpu` hardware profile whose model figures reproduce the measurements `m`."""
+    clock = float(m["clock_hz"])
+    cyc = lambda s: s * clock  # noqa: E731
+    P = len(m["cpus"])
+    when = when or datetime.date.today().isoformat()
+    src = f"autotune calibrate {when} on {m['cpu_model']}"
+    line = int(m["line_bytes"])
+    by_size = {int(k): float(v) for k, v in m["gather_by_size_64B"].items()}
+    sizes = sorted(by_size)
+    c_l2p, c_dram = by_size[sizes[0]], by_size[sizes[-1]]
+    half = c_l2p + 0.5 * max(c_dram - c_l2p, 0.0)
+    below = [s for s in sizes[1:-1] if by_size[s] <= half]
+    l3_eff = max(below) if below else min(int(m["l3_bytes"]), sizes[-1] // 2)
+    c_l3 = by_size[max(below)] if below else 0.5 * (c_l2p + c_dram)
+    gm_row = cyc(float(m["gather_dram"][64]))  # cycles per 64-byte row from DRAM (gather + pool)
+    l3_row = min(cyc(c_l3), gm_row)
+    stream_rate = 1.0 / cyc(float(m["stream_s_per_byte"]))  # B/cycle
+    lat_meas = max(cyc(float(m["chase_far_s"]) - float(m["chase_near_s"])), gm_row)
+    outstanding = max(1, round(lat_meas / gm_row))
+    gm_lat = outstanding * gm_row
+    l2_lat = outstanding * l3_row
+    # random-row bandwidth at 1 KiB rows (the GM per-row cost's bandwidth term), L3 scaled by the 64 B ratio
+    gm_rate = 1024.0 / cyc(float(m["gather_dram"][1024]))
+    l2_rate = gm_rate * gm_row / l3_row
+    local_rate = 256.0 / cyc(float(m["gather_l2"][256]))
+    gather_rate = 1.0 / cyc(float(m["take_cached_s_per_byte"]))
+    pool_rate = 1.0 / cyc(float(m["pool_s_per_byte"]))
+    chip_gm = max(float(m["chip_stream_bps"]), stream_rate * clock, gm_rate * clock)
+    chip_l2 = P * l2_rate * clock
+    l2_bytes = int(m["l2_bytes"])
+    prov = {
+        "clock_hz": (f"/proc/cpuinfo 'cpu MHz' ({src}); per-cycle rates below are measured seconds x this", "measured"),
+        "chip.gm_capacity_bytes": (f"/proc/meminfo MemTotal ({src})", "published"),
+        "chip.gm_bandwidth_bytes_per_s": (f"{P} pinned cores streaming chunks at once ({src})", "measured"),
+        "chip.l2_capacity_bytes": (
+            f"effective last-level cache: largest tested table whose random 64 B row gather stays below halfway "
+            f"to DRAM cost (sysfs L3 {int(m['l3_bytes']) // MiB} MiB, shared) ({src})",
+            "measured",
+        ),
+        "chip.l2_bandwidth_bytes_per_s": (f"{P} cores x l2_read_bytes_per_cycle x clock_hz", "derived"),
+        "overheads.launch_s": (
+            f"a batch of no tasks on {P} pinned workers: barrier wake-up spread ({src})",
+            "measured",
+        ),
+        "overheads.per_task_s": (
+            f"one replay task of one look-up: routing, gather, pooling call overheads ({src})",
+            "measured",
+        ),
+        "overheads.merge_sync_s": ("one more barrier of the same workers as launch_s", "measured"),
+        "core_types.core.count": (f"CPUs in this process's affinity mask: {m['cpus']} ({src})", "measured"),
+        "core_types.core.runs_lookups": ("every core gathers and pools rows", "published"),
+        "core_types.core.gm_read_bytes_per_cycle": (
+            f"random 1 KiB row gather + pool from a DRAM-sized table, one core ({src}); the chunked streaming copy "
+            f"runs at {stream_rate:.3g} B/cycle, but the model has one GM rate and GM's per-row cost matters more",
+            "measured",
+        ),
+        "core_types.core.l2_read_bytes_per_cycle": (
+            f"random 1 KiB row gather + pool, DRAM cost scaled by the L3 / DRAM ratio at 64 B rows ({src})",
+            "measured",
+        ),
+        "core_types.core.gm_latency_cycles": (
+            f"dependent-load chase, DRAM minus cache ({cyc(float(m['chase_far_s']) - float(m['chase_near_s'])):.0f} "
+            f"cycles), rounded to outstanding x the 64 B row gather cost ({src})",
+            "measured",
+        ),
+        "core_types.core.l2_latency_cycles": (
+            f"outstanding x the 64 B row gather cost on an L3-sized table ({src})",
+            "measured",
+        ),
+        "core_types.core.outstanding_requests": (
+            "gm_latency_cycles / (64 B row gather cost from DRAM), rounded",
+            "measured",
+        ),
+        "core_types.core.gm_block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
+        "core_types.core.gather_bytes_per_cycle": (f"np.take of cache-resident 256 B rows ({src})", "measured"),
+        "core_types.core.pool_bytes_per_cycle": (
+            f"segment_sum (sum pooling) of cache-resident rows, bags of 8 ({src})",
+            "measured",
+        ),
+        "core_types.core.memories.L2.capacity_bytes": ("sysfs: private L2 of one core", "published"),
+        "core_types.core.memories.L2.resident": (
+            "a cache: a table that fits stays warm when the core runs only its tasks",
+            "derived",
+        ),
+        "core_types.core.memories.L2.block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
+        "core_types.core.memories.L2.read_bytes_per_cycle": (
+            f"L1 strategy: random 256 B row gather + pool on a table a quarter of the L2 ({src})",
+            "measured",
+        ),
+        "core_types.core.memories.L2.fill_bytes_per_cycle": (
+            f"chunked streaming copy of a DRAM-sized table, one core ({src})",
+            "measured",
+        ),
+    }
+    mem = LocalMemory("L2", l2_bytes, True, line, local_rate, "GM", stream_rate)
+    core = CoreType(
+        name="core",
+        count=P,
+        memories=(mem,),
+        gm_read_bytes_per_cycle=gm_rate,
+        l2_read_bytes_per_cycle=l2_rate,
+        gm_latency_cycles=gm_lat,
+        l2_latency_cycles=l2_lat,
+        outstanding_requests=outstanding,
+        gm_block_bytes=line,
+        gather_bytes_per_cycle=gather_rate,
+        pool_bytes_per_cycle=pool_rate,
+    )
+    hw = HardwareProfile(
+        name="cpu",
+        description=f"This machine: {P} x {m['cpu_model']}, fitted by autotune calibrate on {when}",
+        family="cpu",
+        clock_hz=clock,
+        core_types=(core,),
+        gm_capacity_bytes=int(m["mem_total"]),
+        gm_bandwidth_bytes_per_s=chip_gm,
+        l2_capacity_bytes=int(min(l3_eff, int(m["mem_total"]) - 1)),
+        l2_bandwidth_bytes_per_s=chip_l2,
+        overheads=Overheads(
+            launch_s=float(m["launch_s"]), per_task_s=float(m["per_task_s"]), merge_sync_s=float(m["launch_s"])
+        ),
+        provenance=prov,
+    )
+    validate_hardware(hw, "calibrated cpu profile")
+    return hw

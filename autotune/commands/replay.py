@@ -1,0 +1,107 @@
+"""`autotune replay`: run a mapping for real on this machine's CPU cores and set the model's prediction beside it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from autotune.console import emit_json, err, out
+from autotune.errors import UserError, handle_errors
+from autotune.model.mapping import DEFAULT_BATCH_SIZE, load_mapping
+
+
+def _us(s: float) -> str:
+    return f"{s * 1e6:,.1f} us"
+
+
+def _from_run(run: str) -> tuple[Path, Path | None, str | None, int | None]:
+    """(mapping file, profile path, hardware path, batch size) recorded by `autotune search` in a run."""
+    from autotune.search.runstore import resolve_existing
+
+    d = resolve_existing(run)
+    try:
+        doc = json.loads((d / "run.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{d / 'run.json'}: unreadable ({exc}); rerun `autotune search`") from None
+    inputs = doc.get("inputs", {})
+    prof = inputs.get("profile", {}).get("path")
+    hw = inputs.get("hardware", {}).get("path")
+    return d / "mapping.json", Path(prof) if prof else None, hw, doc.get("batch_size")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("replay")
+    @handle_errors
+    def replay_command(
+        run: str | None = typer.Argument(None, help="A search run (name under runs/ or its directory)."),
+        mapping: Path | None = typer.Option(None, "--mapping", "-m", help="A mapping file instead of a run."),
+        profile: Path | None = typer.Option(
+            None, "--profile", "-p", help="Workload profile directory (with counts.parquet). Default: the run's."
+        ),
+        hw: str | None = typer.Option(
+            None, "--hw", help="Hardware profile the mapping is for (default: the run's, else `cpu`, the calibrated)."
+        ),
+        batch_size: int | None = typer.Option(
+            None,
+            "--batch-size",
+            "-b",
+            help=f"Queries per batch (default: the run's or mapping's, else {DEFAULT_BATCH_SIZE}).",
+        ),
+        batches: int = typer.Option(20, "--batches", "-n", help="Timed batches (median and p99 are over these)."),
+        warmup: int = typer.Option(3, "--warmup", help="Untimed batches first (page faults, cold caches)."),
+        scale: float = typer.Option(
+            1.0,
+            "--scale",
+            help="Materialise ceil(rows x SCALE) rows of each table (0 < SCALE <= 1) when the tables do not fit in "
+            "memory; look-ups map to row x rows' // rows and the model is asked about the scaled tables.",
+        ),
+        seed: int = typer.Option(0, "--seed", help="Seed of the table values and of the drawn batches."),
+        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (for scripts)."),
+    ) -> None:
+        """Run a mapping for real on this machine's CPU cores; compare measured and predicted latency.
+
+        Builds float32 tables with the profile's rows and dims, draws batches from the profile's row counts
+        and pooling factors, runs every task on its own pinned worker (one per core) with the CPU analogue of
+        its strategy, merges shards, and checks every batch's pooled output against a plain reference. Reports
+        the median and p99 latency per batch, each core's busy time, and the model's prediction beside them.
+        Replaying an actual log (--logs) is not supported: batches are drawn from the profile's exact counts.
+        """
+        from autotune.hwload import load_hardware
+        from autotune.replay import replay
+        from autotune.workload import load_profile
+
+        if (run is None) == (mapping is None):
+            raise UserError("give either a RUN (from `autotune search`) or --mapping FILE, not both or neither")
+        run_profile = run_hw = run_batch = None
+        if run is not None:
+            mapping, run_profile, run_hw, run_batch = _from_run(run)
+        assert mapping is not None
+        prof_path = profile or run_profile
+        if prof_path is None:
+            raise UserError("--profile is required with --mapping: the workload profile directory")
+        m = load_mapping(mapping)
+        prof = load_profile(prof_path)
+        hwp = load_hardware(hw or run_hw or "cpu")
+        b = batch_size or run_batch or m.batch_size or DEFAULT_BATCH_SIZE
+        result = replay(
+            prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=str(mapping),
+            progress=lambda msg: err.print(msg),
+        )  # fmt: skip
+        if json_out:
+            emit_json(result.to_dict())
+            return
+        d = result.to_dict()
+        out.print(
+            f"[bold]measured {_us(d['measured_latency_s'])}[/bold] median (p99 {_us(d['p99_latency_s'])}) per batch of "
+            f"{b} over {d['batches']} batches; predicted {_us(d['predicted_latency_s'])} on {hwp.name} "
+            f"({d['relative_error']:+.0%}); every batch equals the reference"
+        )
+        t = Table(title="per core")
+        for col in ("core", "cpu", "tasks", "measured busy", "predicted"):
+            t.add_column(col, justify="right")
+        for c in d["per_core"]:
+            t.add_row(str(c["core"]), str(c["cpu"]), str(c["tasks"]), _us(c["measured_busy_s"]), _us(c["predicted_s"]))
+        out.print(t)

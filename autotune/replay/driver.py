@@ -1,0 +1,225 @@
+"""`replay`: run a mapping for real on this machine's cores, check its answer, time it, set the model beside it.
+
+Steps: validate the mapping against the (scaled) profile and the chip; let the model place it (`predict`,
+whose placement replay then follows); build float32 tables and draw batches from the profile's row counts;
+run the tasks on pinned workers (`runner`); check every batch's pooled output against `reference`; report
+the median and p99 latency of the timed batches (after `warmup` untimed ones), each core's busy time and
+each table's slowest task, next to the model's prediction of the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from autotune.errors import UserError
+from autotune.hardware import HardwareProfile
+from autotune.model.context import ModelContext
+from autotune.model.evaluate import Prediction, predict
+from autotune.model.mapping import Mapping, validate_mapping
+from autotune.replay.batches import draw_batches, read_row_counts
+from autotune.replay.plan import build_tasks
+from autotune.replay.reference import reference_pool
+from autotune.replay.runner import Timings, run, usable_cpus
+from autotune.replay.tables import check_scale, make_table, scale_profile
+from autotune.workload import WorkloadProfile
+
+#: Replay refuses to build tables larger than this share of the memory available now (use --scale).
+MEMORY_SHARE = 0.6
+
+
+class ReplayMismatch(RuntimeError):
+    """Replay's pooled output differs from the reference: a bug in a kernel, never a user error."""
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    """Measured and predicted latency of one mapping on this machine."""
+
+    mapping: Mapping  # with the placement that ran
+    prediction: Prediction
+    latencies_s: tuple[float, ...]  # timed batches
+    busy_s: np.ndarray  # (timed batches, cores)
+    table_task_s: dict[str, float]  # median over batches of each table's slowest task
+    batch_size: int
+    warmup: int
+    scale: float
+    cpus: tuple[int, ...]  # CPU of each mapping core
+
+    @property
+    def measured_latency_s(self) -> float:
+        return float(np.median(self.latencies_s))
+
+    @property
+    def p99_latency_s(self) -> float:
+        return float(np.percentile(self.latencies_s, 99))
+
+    @property
+    def relative_error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.prediction.latency_s - self.measured_latency_s) / self.measured_latency_s
+
+    def to_dict(self) -> dict[str, Any]:
+        busy = np.median(self.busy_s, axis=0)
+        pred = self.prediction
+        return {
+            "measured_latency_s": self.measured_latency_s,
+            "p99_latency_s": self.p99_latency_s,
+            "predicted_latency_s": pred.latency_s,
+            "relative_error": self.relative_error,
+            "feasible": pred.feasible,
+            "batch_size": self.batch_size,
+            "batches": len(self.latencies_s),
+            "warmup_batches": self.warmup,
+            "scale": self.scale,
+            "hardware": pred.hardware,
+            "checked": "every batch equals the reference",
+            "latencies_s": list(self.latencies_s),
+            "per_core": [
+                {
+                    "core": c.core,
+                    "cpu": self.cpus[c.core],
+                    "measured_busy_s": float(busy[c.core]),
+                    "predicted_s": c.time_s,
+                    "tasks": c.n_tasks,
+                }
+                for c in pred.per_core
+            ],
+            "tables": [
+                {
+                    "name": t.name,
+                    "strategy": t.strategy,
+                    "replicas": t.replicas,
+                    "shards": t.shards,
+                    "measured_task_s": self.table_task_s[t.name],
+                    "predicted_task_s": t.time_s,
+                    "placement": [list(p) for p in t.placement],
+                }
+                for t in pred.tables
+            ],
+            "mapping": self.mapping.to_dict(),
+        }
+
+
+def float32_profile(profile: WorkloadProfile) -> WorkloadProfile:
+    """Replay materialises float32 tables; the model is asked about the same."""
+    if all(t.dtype == "float32" for t in profile.tables):
+        return profile
+    return replace(profile, tables=tuple(replace(t, dtype="float32") for t in profile.tables))
+
+
+def _available_bytes() -> int:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 1 << 62
+
+
+def _check_fits(profile: WorkloadProfile, mapping: Mapping, scale: float) -> None:
+    need = 0
+    by = {t.name: t for t in profile.tables}
+    for tm in mapping.tables:
+        t = by[tm.name]
+        copies = 1 + (1 if tm.sharding == "balanced" and tm.shards > 1 else 0)
+        copies += tm.replicas if tm.strategy in ("L1", "L1-UB") else 0
+        need += t.rows * t.dim * 4 * copies
+    avail = _available_bytes()
+    if need > MEMORY_SHARE * avail:
+        fit = scale * MEMORY_SHARE * avail / need
+        raise UserError(
+            f"the tables of profile {profile.name!r} need {need / 2**30:.1f} GiB as float32 (with copies), "
+            f"{avail / 2**30:.1f} GiB is available: pass --scale {fit:.3g} or less to materialise a share of "
+            "each table's rows"
+        )
+
+
+def replay(
+    profile: WorkloadProfile,
+    hw: HardwareProfile,
+    mapping: Mapping,
+    batch_size: int,
+    n_batches: int = 20,
+    warmup: int = 3,
+    scale: float = 1.0,
+    seed: int = 0,
+    where: str = "mapping",
+    progress: Callable[[str], None] | None = None,
+) -> ReplayResult:
+    """Run `mapping` for real; raise `UserError` on bad input, `ReplayMismatch` if the answer is wrong."""
+    say = progress or (lambda _m: None)
+    check_scale(scale)
+    if n_batches < 1:
+        raise UserError(f"--batches must be >= 1, got {n_batches}")
+    if warmup < 0:
+        raise UserError(f"--warmup must be >= 0, got {warmup}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    prof = float32_profile(scale_profile(profile, scale))
+    validate_mapping(mapping, prof, hw, where=where)
+    cpus = usable_cpus()
+    if hw.n_cores > len(cpus):
+        raise UserError(
+            f"hardware profile {hw.name!r} has {hw.n_cores} look-up cores but this machine lets replay use "
+            f"{len(cpus)} (CPUs {', '.join(map(str, cpus))}): run `autotune calibrate` and replay with --hw cpu, "
+            f"or use a profile and mapping for at most {len(cpus)} cores"
+        )
+    _check_fits(prof, mapping, scale)
+    ctx = ModelContext(prof, hw, batch_size)
+    pred = predict(prof, hw, mapping, batch_size, ctx=ctx)
+    placed = pred.mapping
+    freq = read_row_counts(profile, scale)
+    say(f"building {len(prof.tables)} float32 table(s): {sum(t.table_bytes for t in prof.tables) / 2**20:.1f} MiB")
+    tables = [make_table(t.rows, t.dim, seed, i) for i, t in enumerate(prof.tables)]
+    batches = draw_batches(prof, freq, batch_size, warmup + n_batches, seed)
+    tasks, _ = build_tasks(prof, placed, tables, freq, batch_size, ctx.default_chunk_bytes)
+    names = prof.table_names
+
+    def check(b: int, outs: list[np.ndarray]) -> None:
+        for ti, out in enumerate(outs):
+            want = reference_pool(tables[ti], batches[b][ti], batch_size)
+            if not np.array_equal(out, want):
+                bad = int(np.count_nonzero(np.any(out != want, axis=1)))
+                raise ReplayMismatch(
+                    f"table {names[ti]!r}, batch {b}: the pooled output differs from the reference in {bad} of "
+                    f"{batch_size} queries"
+                )
+
+    say(f"running {warmup} warm-up + {n_batches} timed batch(es) of {batch_size} on {hw.n_cores} pinned core(s)")
+    timings = run(tasks, batches, [t.dim for t in prof.tables], batch_size, hw.n_cores, check=check)
+    return _result(placed, pred, timings, tasks, names, batch_size, warmup, scale, cpus[: hw.n_cores])
+
+
+def _result(
+    placed: Mapping,
+    pred: Prediction,
+    timings: Timings,
+    tasks: list,
+    names: tuple[str, ...],
+    batch_size: int,
+    warmup: int,
+    scale: float,
+    cpus: list[int],
+) -> ReplayResult:
+    timed = slice(warmup, None)
+    task_med = np.median(timings.task_s[timed], axis=0) if tasks else np.zeros(0)
+    slowest: dict[str, float] = {n: 0.0 for n in names}
+    for i, t in enumerate(tasks):
+        slowest[names[t.table]] = max(slowest[names[t.table]], float(task_med[i]))
+    return ReplayResult(
+        mapping=placed,
+        prediction=pred,
+        latencies_s=tuple(float(x) for x in timings.latency_s[timed]),
+        busy_s=timings.busy_s[timed],
+        table_task_s=slowest,
+        batch_size=batch_size,
+        warmup=warmup,
+        scale=scale,
+        cpus=tuple(cpus),
+    )

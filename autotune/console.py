@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
+#: Width when output goes to a file or a pipe (rich would assume 80 columns and squeeze every table).
+PIPE_WIDTH = 132
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() or os.environ.get("COLUMNS") else PIPE_WIDTH
+    return Console(stderr=stderr, width=width)
+
+
 #: Progress bars, tables meant for people, warnings. Never stdout, so `--json` output stays clean.
-err = Console(stderr=True)
+err = _console(stderr=True)
 #: Human-readable results (tables) when `--json` is not given.
-out = Console()
+out = _console(stderr=False)
 
 
 def emit_json(obj: Any) -> None:

@@ -86,10 +86,14 @@ def print_prediction(p: Prediction, top: int = 12) -> None:
 
 def warn_mismatch(mapping: Mapping, where: str, profile: WorkloadProfile, hw: HardwareProfile) -> None:
     if mapping.hardware and mapping.hardware != hw.name:
-        err.print(f"warning: {where} was made for hardware {mapping.hardware!r}, evaluating on {hw.name!r}")
+        err.print(
+            f"warning: {where} was made for hardware {mapping.hardware!r}, evaluating on {hw.name!r}", soft_wrap=True
+        )
     want = (mapping.profile or {}).get("hash")
     if want and want != profile_hash(profile):
-        err.print(f"warning: {where} was made for another version of profile {profile.name!r} (hash differs)")
+        err.print(
+            f"warning: {where} was made for another version of profile {profile.name!r} (hash differs)", soft_wrap=True
+        )
 
 
 def register(app: typer.Typer) -> None:

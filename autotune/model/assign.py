@@ -4,40 +4,17 @@ Longest-processing-time greedy at table granularity: tables in decreasing order 
 table's r x k tasks go to the r x k least-loaded cores that still have room (each task of a table on its
 own core), its slowest tasks on the least-loaded of those. LPT is within 4/3 of the optimum makespan for
 identical machines (Graham 1969). A table replicated on every core adds the same time to every core and is
-placed without search. Explicit placements are honoured and loaded first.
+placed without search. Explicit placements are honoured and loaded first. Each table is a handful of numpy
+operations on the per-core arrays, so the cost grows with tables, not with tasks.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 
 import numpy as np
 
 from autotune.model.strategies import TableCost
-
-
-class _Memory:
-    """Per-core bytes kept across batches and the largest transient need, for the two memory roles."""
-
-    def __init__(self, n_cores: int, cap_res: float, cap_stg: float) -> None:
-        self.kept_res = [0.0] * n_cores
-        self.kept_stg = [0.0] * n_cores
-        self.tr_res = [0.0] * n_cores
-        self.tr_stg = [0.0] * n_cores
-        self.cap_res, self.cap_stg = cap_res, cap_stg
-
-    def fits(self, c: int, kr: float, ks: float, tr: float, ts: float) -> bool:
-        return (
-            self.kept_res[c] + kr + max(self.tr_res[c], tr) <= self.cap_res
-            and self.kept_stg[c] + ks + max(self.tr_stg[c], ts) <= self.cap_stg
-        )
-
-    def add(self, c: int, cost: TableCost, shard: int) -> None:
-        self.kept_res[c] += float(cost.kept_resident[shard])
-        self.kept_stg[c] += float(cost.kept_staging[shard])
-        self.tr_res[c] = max(self.tr_res[c], float(cost.transient_resident[shard]))
-        self.tr_stg[c] = max(self.tr_stg[c], float(cost.transient_staging[shard]))
 
 
 def assign(
@@ -46,83 +23,78 @@ def assign(
     n_cores: int,
     cap_resident: float,
     cap_staging: float,
+    slot: int = 1,
+    track: bool = True,
 ) -> list[np.ndarray]:
-    """Placement (an (r, k) array of core ids) of every table; `fixed[i]` given = table i's own placement."""
+    """The core of every task of every table, tasks in `TableCost.task_desc_*` order (slowest first).
+
+    `fixed[i]` given = table i's own (r, k) placement, honoured (its result is then its cores in replica-major
+    order, the order of `TableCost.task_time_s`). `placement_array` turns a result into an (r, k) array.
+    `slot` is the memory that keeps bytes across batches (`strategies.kept_slot`: 0 resident, 1 staging).
+    With `track` False, memory is ignored.
+    """
     P = n_cores
     placements: list[np.ndarray | None] = list(fixed)
-    track = any(c.needs_memory for c in costs)
-    mem = _Memory(P, cap_resident, cap_staging) if track else None
-    loads = [0.0] * P
+    track = track and any(c.needs_memory for c in costs)
+    loads = np.zeros(P)
+    # bytes each core keeps across batches, in the one memory that keeps them (strategies.kept_slot)
+    kept = np.zeros(P) if track else None
+    cap = cap_resident if slot == 0 else cap_staging
     for i, pl in enumerate(fixed):
         if pl is None:
             continue
-        cost = costs[i]
-        for j, core in enumerate(pl.ravel().tolist()):
-            loads[core] += float(cost.task_time_s[j])
-            if mem is not None:
-                mem.add(core, cost, j % cost.shards)
-    heap = [(loads[c], c) for c in range(P)]
-    heapq.heapify(heap)
-    every = np.arange(P, dtype=np.intp).reshape(P, 1)
-    todo = sorted((i for i in range(len(costs)) if fixed[i] is None), key=lambda i: -costs[i].max_time_s)
+        c = costs[i]
+        cores = pl.ravel()
+        placements[i] = cores
+        np.add.at(loads, cores, c.task_time_s)
+        if kept is not None:
+            np.add.at(kept, cores, c.task_memory[slot])
+    kept_bound = float(kept.max()) if kept is not None else 0.0
+    every = np.arange(P, dtype=np.intp)
+    slowest = [-c.max_time_s for c in costs]
+    todo = sorted((i for i in range(len(costs)) if fixed[i] is None), key=slowest.__getitem__)
     for i in todo:
-        cost = costs[i]
-        r, k = cost.replicas, cost.shards
+        c = costs[i]
+        r, k = c.replicas, c.shards
         need = r * k
-        if need >= P and k == 1:
-            # Replicated on every core (or more copies than cores: infeasible, reported by the model).
-            placements[i] = every if need == P else (np.arange(need, dtype=np.intp) % P).reshape(need, 1)
-            if mem is not None:
-                for c in placements[i].ravel().tolist():
-                    mem.add(c, cost, 0)
-            if need == P:
-                continue  # the same time on every core: the heap's order does not change
-            heap = _rebuild(heap, placements[i].ravel().tolist(), cost.task_time_s.tolist())
+        check = kept is not None and c.needs_memory
+        if need == P and k == 1 and not check:
+            placements[i] = every  # the same time on every core: the order does not change
+            loads += c.max_time_s
             continue
-        if need == 1 and (mem is None or not cost.needs_memory):
-            load, core = heap[0]
-            heapq.heapreplace(heap, (load + cost.max_time_s, core))
-            placements[i] = np.array([[core]], dtype=np.intp)
+        if need == 1 and not check:
+            core = int(loads.argmin())
+            loads[core] += c.max_time_s
+            placements[i] = np.array([core], dtype=np.intp)
             continue
-        kr = float(cost.kept_resident.max())
-        ks = float(cost.kept_staging.max())
-        tr = float(cost.transient_resident.max())
-        ts = float(cost.transient_staging.max())
-        check = mem is not None and cost.needs_memory
-        popped: list[tuple[float, int]] = []
-        chosen: list[tuple[float, int]] = []
-        while len(chosen) < need and heap:
-            entry = heapq.heappop(heap)
-            popped.append(entry)
-            if not check or mem.fits(entry[1], kr, ks, tr, ts):  # type: ignore[union-attr]
-                chosen.append(entry)
-        if len(chosen) < need:  # not enough room anywhere: least-loaded cores anyway (the model flags the excess)
-            spare = [e for e in popped if e not in chosen]
-            chosen = sorted(chosen + spare[: need - len(chosen)])
-            if len(chosen) < need:  # more tasks than cores (infeasible): wrap around
-                chosen = [chosen[j % len(chosen)] for j in range(need)]
-        pl = np.empty((r, k), dtype=np.intp)
-        new_load = {c: load for load, c in popped}
-        j = 0
-        for shard in cost.desc:
-            t = float(cost.shard_time_s[shard])
-            for rep in range(r):
-                core = chosen[j][1]
-                j += 1
-                pl[rep, shard] = core
-                new_load[core] += t
-                if mem is not None:
-                    mem.add(core, cost, shard)
-        placements[i] = pl
-        for _, c in popped:
-            heapq.heappush(heap, (new_load[c], c))
+        if check and kept_bound + c.kept_need > cap:
+            # room for the bytes a task keeps plus its own transient need; cores without room go last: they
+            # are used only when nothing else is left (the model then reports the overflow)
+            key = loads + (kept + c.kept_need > cap) * 1e30
+        else:  # every core has room (kept_bound bounds the most any core keeps): load alone decides
+            key = loads
+        order = key.argsort()[:need]
+        if need > P:  # more tasks than cores: infeasible, reported by the model; wrap around
+            order = np.resize(order, need)
+        # tasks slowest first (shard order c.desc, each shard's r replicas together) onto cores least loaded first
+        placements[i] = order
+        if need <= P:  # distinct cores: a plain fancy-index update is exact
+            loads[order] += c.task_desc_time_s
+            if check:
+                kept[order] += c.task_desc_kept
+                kept_bound += c.kept_max
+        else:
+            np.add.at(loads, order, c.task_desc_time_s)
+            if check:
+                np.add.at(kept, order, c.task_desc_kept)
+                kept_bound += c.kept_max * need
     return placements  # type: ignore[return-value]
 
 
-def _rebuild(heap: list[tuple[float, int]], cores: list[int], times: list[float]) -> list[tuple[float, int]]:
-    load = {c: v for v, c in heap}
-    for c, t in zip(cores, times, strict=True):
-        load[c] += t
-    out = [(v, c) for c, v in load.items()]
-    heapq.heapify(out)
-    return out
+def placement_array(cost: TableCost, cores: np.ndarray, explicit: bool) -> np.ndarray:
+    """The (replicas, shards) array of core ids from `assign`'s result for one table."""
+    if explicit:
+        return cores.reshape(cost.replicas, cost.shards)
+    pl = np.empty((cost.replicas, cost.shards), dtype=np.intp)
+    pl[cost.task_replica_desc, cost.task_shard_desc] = cores
+    return pl

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from autotune.errors import UserError
-from autotune.model.assign import assign
+from autotune.model.assign import assign, placement_array
 from autotune.model.context import ModelContext
 from autotune.model.mapping import Mapping, TableMapping
-from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, fmt_bytes, table_costs
+from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, fmt_bytes, kept_slot, table_costs
 
 _CACHE_LIMIT = 500_000
 
@@ -117,7 +117,8 @@ class Prediction:
 @dataclass
 class _Solution:
     costs: list[TableCost]
-    placements: list[np.ndarray]
+    placements: list[np.ndarray]  # (r, k) core ids per table (only when asked for)
+    given: list[bool]  # whether each table's placement came with the mapping
     cores: np.ndarray  # core of every task, tables in mapping order, tasks replica-major
     core_time: np.ndarray
     busiest_s: float
@@ -168,45 +169,56 @@ def table_costs_for(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list
     return out  # type: ignore[return-value]
 
 
-def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
+def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -> _Solution:
     tables = mapping.tables
     costs = table_costs_for(ctx, tables)
     P = ctx.n_cores
-    fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
-    for tm, pl in zip(tables, fixed, strict=True):
-        if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
-            raise UserError(
-                f"mapping: table {tm.name!r}: placement must be {tm.replicas} x {tm.shards} core ids in 0..{P - 1}"
-            )
+    T = len(tables)
+    if any(tm.placement is not None for tm in tables):
+        fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
+        for tm, pl in zip(tables, fixed, strict=True):
+            if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
+                raise UserError(
+                    f"mapping: table {tm.name!r}: placement must be {tm.replicas} x {tm.shards} core ids in 0..{P - 1}"
+                )
+        given = [pl is not None for pl in fixed]
+    else:
+        fixed, given = [None] * T, [False] * T
     roles = ctx.roles
     cap_stg = float(roles.staging.capacity_bytes)
     cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
-    explicit = all(pl is not None for pl in fixed)
-    placements = fixed if explicit else assign(costs, fixed, P, cap_res, cap_stg)
-    cores = np.concatenate([pl.ravel() for pl in placements])
-    times = np.concatenate([c.task_time_s for c in costs])
+    task_cores = assign(costs, fixed, P, cap_res, cap_stg, slot=kept_slot(ctx))
+    # Tasks of an assigned table are in slowest-first order, of a placed table in replica-major order; every
+    # core runs at most one task of a table, so per-core sums (in table order) do not depend on which.
+    cores = np.concatenate(task_cores)
+    times = np.concatenate([c.task_time_s if g else c.task_desc_time_s for c, g in zip(costs, given, strict=True)])
     core_time = np.bincount(cores, weights=times, minlength=P)
     busiest = float(core_time.max())
-    hw = ctx.hw
-    gm_bound = sum(c.gm_bytes for c in costs) / hw.gm_bandwidth_bytes_per_s
-    l2_bound = sum(c.l2_bytes for c in costs) / hw.l2_bandwidth_bytes_per_s
-    merge_bytes = sum(c.merge_bytes for c in costs)
-    merge = merge_bytes / ctx.merge_bytes_per_s + hw.overheads.merge_sync_s if merge_bytes > 0 else 0.0
-    latency = max(busiest, gm_bound, l2_bound) + merge + hw.overheads.launch_s
 
+    gm = l2 = merge_bytes = stored = excess = 0.0  # excess: bytes of tasks that overflow a memory on their own
     reason = None
-    excess = 0.0  # tasks that overflow a memory on their own
+    needs_memory = False
     for c in costs:
+        gm += c.gm_bytes
+        l2 += c.l2_bytes
+        merge_bytes += c.merge_bytes
+        stored += c.stored_bytes
+        needs_memory = needs_memory or c.needs_memory
         if c.reason is not None:
             excess += c.excess_bytes * c.replicas * c.shards
             reason = reason or c.reason
+    hw = ctx.hw
+    gm_bound = gm / hw.gm_bandwidth_bytes_per_s
+    l2_bound = l2 / hw.l2_bandwidth_bytes_per_s
+    merge = merge_bytes / ctx.merge_bytes_per_s + hw.overheads.merge_sync_s if merge_bytes > 0 else 0.0
+    latency = max(busiest, gm_bound, l2_bound) + merge + hw.overheads.launch_s
+
     memory = None
-    if any(c.needs_memory for c in costs):  # otherwise every task fits alone, which table_costs checked
-        memory, over, what = _core_memory(ctx, costs, cores, cap_res, cap_stg)
-        if over > 0:
-            excess = max(excess, over)  # a core's overflow includes that of the tasks on it
-            reason = reason or what
-    stored = sum(c.stored_bytes for c in costs)
+    # Unless a task keeps data on-chip, every task fits alone (table_costs checked) and no core overflows.
+    if needs_memory and _kept_overflow(ctx, costs, given, cores) > 0:
+        memory, over, what = _core_memory(ctx, costs, given, cores, cap_res, cap_stg)
+        excess = max(excess, over)  # a core's overflow includes that of the tasks on it
+        reason = reason or what
     if stored > hw.gm_capacity_bytes:
         excess += stored - hw.gm_capacity_bytes
         reason = reason or (
@@ -214,7 +226,10 @@ def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
         )
     return _Solution(
         costs=costs,
-        placements=placements,
+        placements=[placement_array(c, tc, g) for c, tc, g in zip(costs, task_cores, given, strict=True)]
+        if with_placements
+        else [],
+        given=given,
         cores=cores,
         core_time=core_time,
         busiest_s=busiest,
@@ -229,15 +244,30 @@ def _solve(ctx: ModelContext, mapping: Mapping) -> _Solution:
     )
 
 
+def _kept_overflow(ctx: ModelContext, costs: list[TableCost], given: list[bool], cores: np.ndarray) -> float:
+    """Bytes beyond capacity, summed over cores, in the memory that keeps data across batches (the only
+    memory that can overflow once each task fits alone: the other holds one task's transient data at a time)."""
+    slot = kept_slot(ctx)
+    kept = np.concatenate([c.task_memory[slot] if g else c.task_desc_kept for c, g in zip(costs, given, strict=True)])
+    tr = np.concatenate(
+        [c.task_memory[slot + 2] if g else c.task_desc_memory[slot + 2] for c, g in zip(costs, given, strict=True)]
+    )
+    P = ctx.n_cores
+    peak = np.zeros(P)
+    np.maximum.at(peak, cores, tr)
+    roles = ctx.roles
+    cap = roles.resident.capacity_bytes if slot == 0 else roles.staging.capacity_bytes  # type: ignore[union-attr]
+    return float(np.maximum(np.bincount(cores, weights=kept, minlength=P) + peak - cap, 0.0).sum())
+
+
 def _core_memory(
-    ctx: ModelContext, costs: list[TableCost], cores: np.ndarray, cap_res: float, cap_stg: float
+    ctx: ModelContext, costs: list[TableCost], given: list[bool], cores: np.ndarray, cap_res: float, cap_stg: float
 ) -> tuple[np.ndarray, float, str | None]:
     """Per-core bytes (kept + largest transient, both roles), total overflow, and a sentence on the worst core."""
     P = ctx.n_cores
-    kr = np.concatenate([np.tile(c.kept_resident, c.replicas) for c in costs])
-    ks = np.concatenate([np.tile(c.kept_staging, c.replicas) for c in costs])
-    tr = np.concatenate([np.tile(c.transient_resident, c.replicas) for c in costs])
-    ts = np.concatenate([np.tile(c.transient_staging, c.replicas) for c in costs])
+    kr, ks, tr, ts = np.concatenate(
+        [c.task_memory if g else c.task_desc_memory for c, g in zip(costs, given, strict=True)], axis=1
+    )
     kept_r = np.bincount(cores, weights=kr, minlength=P)
     kept_s = np.bincount(cores, weights=ks, minlength=P)
     max_r = np.zeros(P)
@@ -277,14 +307,20 @@ def predict(profile: Any, hw: Any, mapping: Mapping, batch_size: int, ctx: Model
     """The predicted latency of one batch and its breakdown. Pass `ctx` to reuse a context's caches."""
     if ctx is None:
         ctx = ModelContext(profile, hw, batch_size)
-    s = _solve(ctx, mapping)
+    s = _solve(ctx, mapping, with_placements=True)
     P = ctx.n_cores
     if s.memory is None:
         roles = ctx.roles
         cap_res = roles.resident.capacity_bytes if roles.resident is not None and not roles.shared else np.inf
-        s.memory = _core_memory(ctx, s.costs, s.cores, cap_res, roles.staging.capacity_bytes)[0]
+        s.memory = _core_memory(ctx, s.costs, s.given, s.cores, cap_res, roles.staging.capacity_bytes)[0]
     n_tasks = np.bincount(s.cores, minlength=P)
-    parts = np.concatenate([np.tile(c.parts_s, (1, c.replicas)) for c in s.costs], axis=1)
+    parts = np.concatenate(
+        [
+            np.tile(c.parts_s, (1, c.replicas)) if g else c.parts_s[:, c.task_shard_desc]
+            for c, g in zip(s.costs, s.given, strict=True)
+        ],
+        axis=1,
+    )
     per_bound = np.stack([np.bincount(s.cores, weights=parts[b], minlength=P) for b in range(len(BOUNDS))])
     mem = s.memory
     per_core = tuple(

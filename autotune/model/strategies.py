@@ -55,6 +55,14 @@ class TableCost:
     stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
     max_time_s: float
     desc: tuple[int, ...]  # shards, slowest first
+    task_shard_desc: np.ndarray  # (r*k,) shard of each task, slowest shards first, a shard's replicas together
+    task_replica_desc: np.ndarray  # (r*k,) replica of each of those tasks
+    task_desc_time_s: np.ndarray  # (r*k,) their times
+    task_memory: np.ndarray  # (4, r*k) kept_resident, kept_staging, transient_resident, transient_staging per task
+    task_desc_memory: np.ndarray  # (4, r*k) the same for the tasks in slowest-first order
+    kept_need: float  # largest kept + transient bytes of one task in the memory that keeps data (see `kept_slot`)
+    task_desc_kept: np.ndarray  # (r*k,) bytes each task (slowest first) keeps in that memory
+    kept_max: float  # the most one task keeps there
     needs_memory: bool  # whether any bytes are kept across batches (assignment must check capacities)
     reason: str | None  # why these knobs cannot run on this chip (None: they can)
     excess_bytes: float  # by how much a single task overflows a memory (0 when it fits)
@@ -254,6 +262,7 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
     acc_room, dim, touched = a_["acc_room"], a_["dim"], a_["touched"]
     r_e, k_e, bal_e, starts = a_["replicas"], a_["shards"], a_["balanced"], a_["starts"]
     B = float(ctx.batch_size)
+    slot = kept_slot(ctx)
     results = []
     ends = starts + k_e
     for e, (ti, knobs) in enumerate(entries):
@@ -264,6 +273,9 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
             ctx, ti, knobs, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b], acc_room[a], dim[a]
         )
         tp = ctx.tables[ti]
+        desc = np.argsort(-st, kind="stable")
+        mem4 = np.stack([kept_res[a:b], kept_stg[a:b], tr_res[a:b], tr_stg[a:b]])
+        shard_desc = np.repeat(desc, re)
         # each shard writes a partial pooled vector for every query it touched; the merge reads them back
         merge = 2.0 * B * tp.dim * ACC_BYTES * float(touched[a:b].sum()) if ke > 1 else 0.0
         stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
@@ -285,7 +297,15 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
                 merge_bytes=merge,
                 stored_bytes=float(stored),
                 max_time_s=float(st.max()),
-                desc=tuple(int(i) for i in np.argsort(-st, kind="stable")),
+                desc=tuple(int(i) for i in desc),
+                task_shard_desc=shard_desc,
+                task_replica_desc=np.tile(np.arange(re), ke),
+                task_desc_time_s=st[shard_desc],
+                task_memory=np.tile(mem4, (1, re)),
+                task_desc_memory=mem4[:, shard_desc],
+                kept_need=float((mem4[slot] + mem4[slot + 2]).max()),
+                task_desc_kept=mem4[slot, shard_desc],
+                kept_max=float(mem4[slot].max()),
                 needs_memory=bool(kept_res[a:b].any() or kept_stg[a:b].any()),
                 reason=reason,
                 excess_bytes=excess,
@@ -342,3 +362,13 @@ def _infeasible(
                 f"{fmt_bytes(memory.capacity_bytes)}"
             )
     return reason, worst
+
+
+def kept_slot(ctx: ModelContext) -> int:
+    """Which memory holds every byte kept across batches: 0 = the resident memory (a distinct L1), 1 = staging.
+
+    Pinned rows live in the resident memory when the core has one, else in staging; whole tables (L1,
+    L1-UB) only in the resident memory. So one memory per chip holds all kept bytes.
+    """
+    roles = ctx.roles
+    return 0 if roles.resident is not None and not roles.shared else 1

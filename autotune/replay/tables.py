@@ -22,7 +22,7 @@ from autotune.workload import WorkloadProfile
 #: Table values are integers in [-VALUE_RANGE, VALUE_RANGE] (exact float32 sums).
 VALUE_RANGE = 8
 _FILL_ROWS = 1 << 16
-#: Balanced sharding places this many hottest rows one by one (LPT); the tail is dealt in snake order.
+#: Balanced sharding places this many hottest rows one by one (LPT); the tail evens out the row counts.
 LPT_ROWS = 4096
 
 
@@ -62,8 +62,10 @@ class ShardLayout:
     """How one table's rows split into its mapping's shards.
 
     Contiguous: shard s holds rows edges[s]..edges[s+1]-1 and a look-up's local row is row - edges[s].
-    Balanced: `shard_of[row]` and `local[row]` (the id remap), rows dealt to shards by decreasing
-    frequency, each to the shard with the least look-up mass so far (longest-processing-time first).
+    Balanced: `shard_of[row]` and `local[row]` (the id remap): the hottest rows (up to LPT_ROWS) dealt by
+    decreasing frequency, each to the shard with the least look-up mass so far (longest-processing-time
+    first), so the shards' masses are even as the model assumes; the light tail then evens out row counts
+    (shards may differ in rows: a row hotter than an even share leaves its shard with fewer rows).
     """
 
     shards: int
@@ -88,22 +90,17 @@ def shard_layout(rows: int, tm: TableMapping, freq: np.ndarray) -> ShardLayout:
     shard_of = np.empty(rows, dtype=np.int16)
     load = np.zeros(k)
     counts = np.zeros(k, dtype=np.int64)
-    cap = math.ceil(rows / k)
     head = order[: min(int(np.count_nonzero(freq)), LPT_ROWS)]
     for row in head.tolist():  # LPT on the look-up mass of the hottest rows
-        open_ = np.flatnonzero(counts < cap)
-        s = int(open_[np.argmin(load[open_])])
+        s = int(np.argmin(load))
         shard_of[row] = s
         load[s] += freq[row]
         counts[s] += 1
-    # the rest (a long tail of light rows): dealt in snake order, lightest shard first, up to ceil(rows / k) each
+    # the tail (light or unread rows) evens out the row counts: fewest rows first
     rest = order[len(head) :]
-    by_load = np.argsort(load, kind="stable")
-    room = (cap - counts)[by_load]
-    rounds = np.arange(int(room.max()) if k else 0)[:, None]
-    grid = np.where(rounds % 2 == 0, by_load[None, :], by_load[::-1][None, :])
-    valid = rounds < np.where(rounds % 2 == 0, room[None, :], room[::-1][None, :])
-    shard_of[rest] = grid[valid][: len(rest)]
+    target = -(-(rows) // k)
+    room = np.maximum(target - counts, 0)
+    shard_of[rest] = np.repeat(np.arange(k), room)[: len(rest)]
     members = tuple(np.flatnonzero(shard_of == s) for s in range(k))
     local = np.empty(rows, dtype=np.int32)
     for m in members:

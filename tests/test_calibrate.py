@@ -1,0 +1,76 @@
+"""Calibrate writes a `cpu` profile that loads and validates; the fit reproduces its measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from autotune.calibrate import fit
+from autotune.cli import app
+from autotune.hwload import load_hardware
+
+runner = CliRunner()
+
+# Measurements as `measure` returns them (seconds, bytes), round numbers so the fit can be checked by hand.
+MEASURED = {
+    "cpus": [0, 1],
+    "l2_bytes": 2 << 20,
+    "l3_bytes": 32 << 20,
+    "line_bytes": 64,
+    "clock_hz": 2.0e9,
+    "cpu_model": "Test CPU",
+    "mem_total": 16 << 30,
+    "gather_by_size_64B": {512 << 10: 20e-9, 8 << 20: 30e-9, 32 << 20: 32e-9, 1 << 30: 50e-9},
+    "gather_dram": {64: 50e-9, 256: 120e-9, 1024: 512e-9},
+    "gather_l2": {64: 20e-9, 256: 64e-9, 1024: 250e-9},
+    "take_cached_s_per_byte": 0.05e-9,
+    "pool_s_per_byte": 0.1e-9,
+    "chunk_bytes": 512 << 10,
+    "stream_s_per_byte": 0.1e-9,
+    "per_task_s": 8e-6,
+    "chase_near_s": 50e-9,
+    "chase_far_s": 250e-9,
+    "chip_stream_bps": 15e9,
+    "launch_s": 60e-6,
+}
+
+
+def test_fit_by_hand() -> None:
+    hw = fit(MEASURED, when="2026-01-01")
+    core = hw.lookup_cores
+    assert hw.name == "cpu" and hw.n_cores == 2 and hw.clock_hz == 2.0e9
+    # 64 B row from DRAM: 50 ns = 100 cycles; chase 200 ns = 400 cycles -> 4 outstanding, latency 4 x 100
+    assert core.outstanding_requests == 4 and abs(core.gm_latency_cycles - 400.0) < 1e-9
+    # 1 KiB rows: 512 ns = 1024 cycles -> 1 B/cycle; L3 (32 MiB: 32 ns <= halfway 35 ns) is 64/100 of DRAM
+    assert abs(core.gm_read_bytes_per_cycle - 1.0) < 1e-12
+    assert hw.l2_capacity_bytes == 32 << 20
+    assert abs(core.l2_latency_cycles - 4 * 64.0) < 1e-9
+    assert abs(core.l2_read_bytes_per_cycle - 100 / 64) < 1e-12
+    l2 = core.memory("L2")
+    assert l2 is not None and l2.capacity_bytes == 2 << 20
+    assert abs(l2.read_bytes_per_cycle - 256 / 128) < 1e-12  # 64 ns per 256 B row = 128 cycles
+    assert abs(l2.fill_bytes_per_cycle - 5.0) < 1e-12  # 0.1 ns per byte = 0.2 cycles
+    assert abs(core.pool_bytes_per_cycle - 5.0) < 1e-12 and abs(core.gather_bytes_per_cycle - 10.0) < 1e-12
+    assert hw.overheads.per_task_s == 8e-6 and hw.overheads.launch_s == 60e-6
+    assert hw.gm_bandwidth_bytes_per_s == 15e9
+    assert all(conf in ("measured", "published", "derived") for _, conf in hw.provenance.values())
+    assert hw.provenance["core_types.core.gm_read_bytes_per_cycle"][1] == "measured"
+
+
+def test_calibrate_writes_a_loadable_profile(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AUTOTUNE_HW_DIR", str(tmp_path / "hw"))
+    res = runner.invoke(app, ["calibrate", "--quick", "--json"])
+    assert res.exit_code == 0, res.stderr
+    d = json.loads(res.stdout)
+    path = Path(d["path"])
+    assert path == tmp_path / "hw" / "cpu.toml"
+    hw = load_hardware("cpu")  # resolves to the calibrated file, validated on load
+    assert hw.path == path and hw.family == "cpu"
+    assert hw.provenance["overheads.per_task_s"][1] == "measured"
+    assert hw.n_cores == len(d["measurements"]["cpus"])
+    out = tmp_path / "elsewhere.toml"
+    res = runner.invoke(app, ["calibrate", "--quick", "--out", str(out)])
+    assert res.exit_code == 0 and load_hardware(out).name == "cpu"
+    assert not list(out.parent.glob(".*.tmp"))  # written atomically: no temporary left behind

@@ -1,0 +1,155 @@
+"""Replay: pooled outputs equal the reference for every strategy, sharded and replicated; bad input is one line."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from autotune.cli import app
+from autotune.hwload import load_hardware
+from autotune.model.mapping import Mapping, TableMapping
+from autotune.replay import replay
+from autotune.replay.batches import TableBatch
+from autotune.replay.kernels import segment_sum
+from autotune.replay.tables import shard_layout
+from autotune.workload import load_profile
+from tests.replay_helpers import make_profile
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_profile(tmp_path_factory.mktemp("replay"), queries=3000)
+
+
+@pytest.fixture(scope="module")
+def two_core_hw():
+    hw = load_hardware("cpu-generic")
+    return replace(hw, core_types=(replace(hw.core_types[0], count=2),))
+
+
+def _mapping(names, **knobs) -> Mapping:
+    return Mapping(tables=tuple(TableMapping(n, **knobs) for n in names))
+
+
+CASES = [
+    {"strategy": "GM"},
+    {"strategy": "GM", "replicas": 2},
+    {"strategy": "GM", "shards": 2},
+    {"strategy": "GM", "shards": 2, "sharding": "balanced", "hot_rows": 4, "dedup": True},
+    {"strategy": "GM", "hot_rows": 16},
+    {"strategy": "L1", "shards": 2, "dedup": True},
+    {"strategy": "L1", "replicas": 2},
+    {"strategy": "GM-UB", "shards": 2, "chunk_bytes": 4096},
+    {"strategy": "GM-UB", "replicas": 2, "dedup": True, "chunk_bytes": 2048},
+    {"strategy": "L1-UB", "shards": 2, "sharding": "balanced", "chunk_bytes": 8192},
+]
+
+
+@pytest.mark.parametrize("knobs", CASES, ids=lambda k: "-".join(f"{v}" for v in k.values()))
+def test_replay_equals_reference(profile_dir: Path, two_core_hw, knobs) -> None:
+    prof = load_profile(profile_dir)
+    # replay raises ReplayMismatch if any batch's pooled output differs from the reference
+    r = replay(prof, two_core_hw, _mapping(prof.table_names, **knobs), 128, n_batches=2, warmup=1)
+    d = r.to_dict()
+    assert d["batches"] == 2 and len(d["per_core"]) == 2
+    assert d["measured_latency_s"] > 0 and d["p99_latency_s"] >= d["measured_latency_s"]
+    assert d["predicted_latency_s"] == r.prediction.latency_s
+    tasks = knobs.get("replicas", 1) * knobs.get("shards", 1) * len(prof.tables)
+    assert sum(c["tasks"] for c in d["per_core"]) == tasks
+
+
+def test_replay_scaled(profile_dir: Path, two_core_hw) -> None:
+    prof = load_profile(profile_dir)
+    r = replay(prof, two_core_hw, _mapping(prof.table_names, shards=2), 64, n_batches=1, warmup=0, scale=0.1)
+    assert r.prediction.tables[2].name == "t_med"
+    assert r.to_dict()["scale"] == 0.1
+
+
+def test_segment_sum_matches_loop() -> None:
+    rng = np.random.default_rng(3)
+    sizes = rng.integers(0, 5, 50)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    rows = rng.integers(-8, 9, (int(offsets[-1]), 6)).astype(np.float32)
+    out = np.empty((50, 6), np.float32)
+    segment_sum(rows, offsets, out)
+    for q in range(50):
+        assert np.array_equal(out[q], rows[offsets[q] : offsets[q + 1]].sum(axis=0))
+
+
+def test_balanced_layout_evens_the_load() -> None:
+    # one row carries half of the look-ups: it sits alone, the 50 others make up the other shard's half
+    freq = np.array([50.0] + [1.0] * 50)
+    lay = shard_layout(51, TableMapping("t", shards=2, sharding="balanced"), freq)
+    mass = [freq[m].sum() for m in lay.members]
+    assert sorted(mass) == [50.0, 50.0]
+    assert sorted(len(m) for m in lay.members) == [1, 50]
+    assert np.array_equal(np.sort(np.concatenate(lay.members)), np.arange(51))
+    # unread rows fill the shard with fewer rows first
+    freq = np.array([3.0, 3.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    lay = shard_layout(8, TableMapping("t", shards=2, sharding="balanced"), freq)
+    assert [freq[m].sum() for m in lay.members] == [5.0, 3.0]
+    assert [len(m) for m in lay.members] == [4, 4]
+
+
+def test_cli_json_and_errors(profile_dir: Path, tmp_path: Path) -> None:
+    prof = load_profile(profile_dir)
+    hwfile = tmp_path / "hw" / "cpu.toml"
+    hwfile.parent.mkdir()
+    text = (Path(__file__).resolve().parents[1] / "hwprofiles" / "cpu-generic.toml").read_text()
+    text = text.replace('name = "cpu-generic"', 'name = "cpu"').replace("count = { value = 16,", "count = { value = 2,")
+    hwfile.write_text(text)
+    mfile = tmp_path / "m.json"
+    mfile.write_text(json.dumps(_mapping(prof.table_names, replicas=2).to_dict()))
+    base = ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", str(hwfile)]
+    res = runner.invoke(app, [*base, "--batches", "2", "--warmup", "0", "-b", "64", "--json"])
+    assert res.exit_code == 0, res.stderr
+    d = json.loads(res.stdout)
+    for key in ("measured_latency_s", "p99_latency_s", "predicted_latency_s", "per_core"):
+        assert key in d
+
+    def fails(doc, *extra) -> str:
+        mfile.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code != 0
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        return res.stderr
+
+    good = _mapping(prof.table_names).to_dict()
+    assert "not a readable JSON mapping" in fails("{oops")
+    unknown = json.loads(json.dumps(good))
+    unknown["tables"][0]["name"] = "nope"
+    assert "'nope' is not a table" in fails(unknown)
+    far = json.loads(json.dumps(good))
+    far["tables"][0]["placement"] = [[5]]
+    assert "core 5 is out of range" in fails(far)
+    many = json.loads(json.dumps(good))
+    many["tables"][0]["replicas"] = 3
+    assert "3 tasks" in fails(many)
+    assert "--scale must be in (0, 1]" in fails(good, "--scale", "2")
+    generic = runner.invoke(app, ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", "cpu-generic"])
+    assert generic.exit_code != 0 and "16 look-up cores" in generic.stderr
+    both = runner.invoke(app, ["replay", "somerun", "--mapping", str(mfile), "--profile", str(profile_dir)])
+    assert both.exit_code != 0 and "either a RUN" in both.stderr
+
+
+def test_batches_follow_counts(profile_dir: Path) -> None:
+    from autotune.replay.batches import draw_batches, read_row_counts
+
+    prof = load_profile(profile_dir)
+    freq = read_row_counts(prof)
+    tiny = prof.table("t_tiny")
+    assert freq["t_tiny"].sum() == tiny.accesses
+    batches = draw_batches(prof, freq, 2000, 3, seed=1)
+    b: TableBatch = batches[0][prof.table_names.index("t_bag")]
+    assert np.all(np.diff(b.offsets) == 3)  # pooling factor 3 exactly
+    rows = np.concatenate([bb[0].rows for bb in batches])
+    p = freq["t_tiny"] / freq["t_tiny"].sum()
+    seen = np.bincount(rows, minlength=40) / rows.size
+    assert abs(seen[0] - p[0]) < 4 * np.sqrt(p[0] * (1 - p[0]) / rows.size)

@@ -1,0 +1,209 @@
+"""Does the latency model rank mappings as this machine's cores do? Predicted vs measured (replay) latency.
+
+Two synthetic workloads (Zipf look-ups written as a wide CSV log and profiled by `analyze`; one with hot rows
+contiguous, one permuted), the calibrated `cpu` profile (`autotune calibrate`; fitted here with `--quick`
+figures if there is none), and per workload: every baseline, random mappings (replicas x shards <= cores,
+random strategy, sharding, hot rows, dedup; those the model finds feasible) and the model's best of
+`--candidates` random mappings ("tuned"). Each mapping is replayed (median over batches) and predicted.
+Prints Spearman and Kendall rank correlation, the median and worst relative error |pred - meas| / meas,
+and the measured speed-up of the tuned mapping over default-gather. The last line is
+`spearman=<x> median_rel_error=<y>`.
+
+    .venv/bin/python benchmarks/model_fidelity.py [--quick] [--hw cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from analytics import analyze
+from autotune.hwload import load_hardware, resolve_hardware
+from autotune.model.baselines import all_baselines
+from autotune.model.context import ModelContext
+from autotune.model.evaluate import score
+from autotune.model.mapping import STRATEGIES, Mapping, TableMapping
+from autotune.replay import replay
+from autotune.workload import WorkloadProfile, load_profile
+
+# (rows, dim, alpha, pooling) of each workload's tables
+WORKLOADS = {
+    "mixed-contiguous": (
+        [(60, 16, 1.0, 1), (5_000, 32, 1.1, 2), (40_000, 64, 1.0, 1), (300_000, 64, 0.9, 4), (1_000_000, 32, 1.2, 1),
+         (2_000, 128, 0.8, 8)],
+        True,
+    ),
+    "wide-permuted": (
+        [(500, 64, 1.1, 1), (20_000, 128, 1.0, 3), (150_000, 32, 1.3, 1), (600_000, 128, 0.9, 2), (8, 16, 0.5, 1)],
+        False,
+    ),
+}  # fmt: skip
+
+
+def make_workload(root: Path, name: str, queries: int, seed: int) -> WorkloadProfile:
+    tables, contiguous = WORKLOADS[name]
+    rng = np.random.default_rng(seed)
+    cols, spec = {}, []
+    for i, (rows, dim, alpha, bag) in enumerate(tables):
+        tname = f"t{i}"
+        spec.append(f'[[tables]]\nname = "{tname}"\nrows = {rows}\ndim = {dim}\n')
+        w = np.arange(1, rows + 1, dtype=float) ** -alpha
+        ranks = rng.choice(rows, size=(queries, bag), p=w / w.sum())
+        ids = ranks if contiguous else (ranks * 7_919 + 13) % rows
+        cols[tname] = ["|".join(map(str, r)) for r in ids.tolist()]
+    d = root / name
+    d.mkdir(parents=True)
+    with open(d / "log.csv", "w", encoding="utf-8") as fh:
+        fh.write(",".join(cols) + "\n")
+        for i in range(queries):
+            fh.write(",".join(cols[c][i] for c in cols) + "\n")
+    (d / "model.toml").write_text("\n".join(spec), encoding="utf-8")
+    analyze([d / "log.csv"], model=d / "model.toml", row_map="identity", multi_sep="|", out=d / "profile", name=name)
+    return load_profile(d / "profile")
+
+
+def random_mapping(ctx: ModelContext, rnd: random.Random, name: str) -> Mapping:
+    P = ctx.n_cores
+    out = []
+    for t in ctx.tables:
+        r = rnd.choice([1, P]) if P > 1 else 1
+        k = rnd.choice([1, P]) if r == 1 and P > 1 else 1
+        strategy = rnd.choice(STRATEGIES)
+        out.append(
+            TableMapping(
+                t.name,
+                replicas=r,
+                shards=min(k, t.rows),
+                sharding=rnd.choice(["contiguous", "balanced"]),
+                strategy=strategy,
+                hot_rows=rnd.choice([0, 0, 64, 1024]) if strategy == "GM" else 0,
+                dedup=rnd.random() < 0.3,
+            )
+        )
+    return Mapping(tables=tuple(out), name=name)
+
+
+def feasible_random(ctx: ModelContext, rnd: random.Random, n: int, prefix: str) -> list[Mapping]:
+    got: list[Mapping] = []
+    tries = 0
+    while len(got) < n and tries < 200 * n:
+        tries += 1
+        m = random_mapping(ctx, rnd, f"{prefix}{len(got)}")
+        if score(ctx, m).feasible:
+            got.append(m)
+    return got
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra, rb = _ranks(a), _ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def kendall(a: np.ndarray, b: np.ndarray) -> float:
+    """Kendall's tau-b."""
+    n = len(a)
+    conc = disc = ta = tb = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = np.sign(a[i] - a[j]), np.sign(b[i] - b[j])
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ta += 1
+            elif db == 0:
+                tb += 1
+            elif da == db:
+                conc += 1
+            else:
+                disc += 1
+    return float((conc - disc) / np.sqrt((conc + disc + ta) * (conc + disc + tb)))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    for v in np.unique(x):  # average ranks of ties
+        m = x == v
+        r[m] = r[m].mean()
+    return r
+
+
+def get_hw(spec: str):
+    try:
+        path = resolve_hardware(spec)
+        if spec != "cpu" or path.stem == "cpu":
+            return load_hardware(spec)
+    except Exception:  # fall through to a fresh quick calibration
+        pass
+    from autotune.calibrate import fit, measure
+
+    print("no calibrated cpu profile: fitting one with quick micro-benchmarks", file=sys.stderr)
+    return fit(measure(quick=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer queries, batches and mappings (under a minute)")
+    ap.add_argument("--hw", default="cpu", help="hardware profile (default: the calibrated cpu)")
+    ap.add_argument("--random", type=int, default=None, help="random mappings per workload")
+    ap.add_argument("--candidates", type=int, default=400, help="random mappings the model picks the tuned one from")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    quick = args.quick
+    n_random = args.random if args.random is not None else (8 if quick else 16)
+    batches, warmup, batch_size = (4, 2, 2048) if quick else (15, 3, 4096)
+    queries = 20_000 if quick else 60_000
+    hw = get_hw(args.hw)
+    rnd = random.Random(args.seed)
+    rows = []
+    speedups = {}
+    t_start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for wi, wname in enumerate(WORKLOADS):
+            prof = make_workload(Path(tmp), wname, queries, seed=args.seed + wi)
+            hw_w = hw
+            ctx = ModelContext(prof, hw_w, batch_size)
+            maps = dict(all_baselines(ctx))
+            for m in feasible_random(ctx, rnd, n_random, "random-"):
+                maps[m.name] = m  # type: ignore[index]
+            cands = feasible_random(ctx, rnd, args.candidates, "cand-")
+            best = min([*cands, maps["default-gather"]], key=lambda m: score(ctx, m).latency_s)
+            maps["tuned"] = replace(best, name="tuned")
+            measured = {}
+            for name, m in maps.items():
+                r = replay(prof, hw_w, m, batch_size, n_batches=batches, warmup=warmup, seed=args.seed)
+                measured[name] = r.measured_latency_s
+                rows.append((wname, name, r.prediction.latency_s, r.measured_latency_s))
+                print(
+                    f"{wname:17s} {name:28s} predicted {r.prediction.latency_s * 1e3:8.3f} ms  "
+                    f"measured {r.measured_latency_s * 1e3:8.3f} ms  ({r.relative_error:+.0%})",
+                    flush=True,
+                )
+            speedups[wname] = measured["default-gather"] / measured["tuned"]
+    pred = np.array([r[2] for r in rows])
+    meas = np.array([r[3] for r in rows])
+    rel = np.abs(pred - meas) / meas
+    rho, tau = spearman(pred, meas), kendall(pred, meas)
+    print(f"\n{len(rows)} mappings on {len(WORKLOADS)} workloads, hw {hw.name}, batch {batch_size}, "
+          f"{batches} timed batches each ({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
+    for wname in WORKLOADS:
+        sel = np.array([r[0] == wname for r in rows])
+        print(
+            f"  {wname}: spearman {spearman(pred[sel], meas[sel]):.3f}, kendall {kendall(pred[sel], meas[sel]):.3f}, "
+            f"median rel error {np.median(rel[sel]):.1%}; tuned vs default-gather measured {speedups[wname]:.2f}x"
+        )
+    worst = int(np.argmax(rel))
+    print(f"kendall={tau:.3f} worst_rel_error={rel[worst]:.1%} ({rows[worst][0]} {rows[worst][1]})")
+    print(f"spearman={rho:.3f} median_rel_error={np.median(rel):.3f}")
+
+
+if __name__ == "__main__":
+    main()

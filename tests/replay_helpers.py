@@ -9,7 +9,12 @@ import numpy as np
 from analytics import analyze
 
 #: (name, rows, dim, Zipf exponent, bag size) of the test tables: tiny, small, medium; one multi-hot.
-TABLES = (("t_tiny", 40, 8, 1.1, 1), ("t_small", 3000, 16, 1.2, 1), ("t_med", 60000, 32, 0.9, 1), ("t_bag", 5000, 16, 1.0, 3))
+TABLES = (
+    ("t_tiny", 40, 8, 1.1, 1),
+    ("t_small", 3000, 16, 1.2, 1),
+    ("t_med", 60000, 32, 0.9, 1),
+    ("t_bag", 5000, 16, 1.0, 3),
+)
 
 
 def make_profile(root: Path, queries: int = 4000, seed: int = 0, tables=TABLES, contiguous_hot: bool = True) -> Path:

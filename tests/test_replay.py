@@ -133,7 +133,9 @@ def test_cli_json_and_errors(profile_dir: Path, tmp_path: Path) -> None:
     many["tables"][0]["replicas"] = 3
     assert "3 tasks" in fails(many)
     assert "--scale must be in (0, 1]" in fails(good, "--scale", "2")
-    generic = runner.invoke(app, ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", "cpu-generic"])
+    generic = runner.invoke(
+        app, ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", "cpu-generic"]
+    )
     assert generic.exit_code != 0 and "16 look-up cores" in generic.stderr
     both = runner.invoke(app, ["replay", "somerun", "--mapping", str(mfile), "--profile", str(profile_dir)])
     assert both.exit_code != 0 and "either a RUN" in both.stderr

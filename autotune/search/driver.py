@@ -160,6 +160,8 @@ def run_search(
     if before == 0:
         for name in sorted(space.baselines):
             study.enqueue_trial(space.params_of(name), user_attrs={"baseline": name}, skip_if_exists=True)
+        for params in space.seeds():
+            study.enqueue_trial(params, user_attrs={"seed": "grain"}, skip_if_exists=True)
     sampler_name = type(study.sampler).__name__
     default_s = score(ctx, space.baselines[DEFAULT_BASELINE]).latency_s
 

@@ -30,7 +30,12 @@ from autotune.model.mapping import Mapping, TableMapping
 from autotune.model.strategies import table_costs
 
 REST_KNOBS = "knobs"
+AUTO = "auto"
 PICKS = ("work", "span")
+#: Task grain: a table is split until one task's work is at most grain x (total work / cores).
+GRAINS = (4.0, 2.0, 1.0, 0.5, 0.25, 0.125)
+#: How a table is split to reach the grain: batch replicas (no merge) or row shards (merge, less memory).
+SPLITS = ("replicas", "shards", "balanced")
 BUDGETS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 SCHEMES = ("contiguous", "balanced")
 
@@ -74,8 +79,11 @@ class SearchSpace:
         sizes = sorted({t.table_bytes for t in ctx.tables})
         lo, hi = max(sizes[0], 1), sizes[-1]
         self.thresholds = tuple(2**e for e in range(int(math.log2(lo)), math.ceil(math.log2(hi)) + 1))
-        light = len(names) > len(self.heavy)  # with no light tables, `rest` has nothing to decide
-        self.rest_options = (REST_KNOBS, *sorted(baselines)) if light else (REST_KNOBS,)
+        self.light = len(names) > len(self.heavy)  # with no light tables, `rest` and the grain rule are moot
+        self.rest_options = (REST_KNOBS, *sorted(baselines)) if self.light else (REST_KNOBS,)
+        self.heavy_options = (AUTO, *self.rk_options) if self.light else self.rk_options
+        self.work = dict(zip(names, work, strict=True))
+        self.mean_core_work = sum(work) / n
         self._best: dict[tuple, TableMapping] = {}
         self._grids: dict[int, list[tuple]] = {}
 
@@ -86,27 +94,61 @@ class SearchSpace:
         rest = trial.suggest_categorical("rest", self.rest_options)
         pick = trial.suggest_categorical("pick", PICKS)
         budget = trial.suggest_categorical("budget", BUDGETS)
+        grain, split = 1.0, SPLITS[0]
+        if self.light:
+            grain = trial.suggest_categorical("grain", GRAINS)
+            split = trial.suggest_categorical("split", SPLITS)
         shapes: dict[str, Shape] = {}
         for name in self.heavy:
-            r, k = parse_rk(trial.suggest_categorical(f"{name}.rk", self.rk_options))
+            choice = trial.suggest_categorical(f"{name}.rk", self.heavy_options)
+            if choice == AUTO:
+                shapes[name] = self.auto_shape(name, grain, split)
+                continue
+            r, k = parse_rk(choice)
             scheme = trial.suggest_categorical(f"{name}.scheme", SCHEMES) if k > 1 else "contiguous"
             shapes[name] = Shape(r, k, scheme)
-        if rest == REST_KNOBS and len(shapes) < len(self.ctx.tables):
+        if rest == REST_KNOBS and self.light:
             small = trial.suggest_categorical("small_bytes", self.thresholds)
             small_r = trial.suggest_categorical("small_replicas", self.counts)
-            large_r, large_k = parse_rk(trial.suggest_categorical("large_rk", self.rk_options))
-            large_scheme = trial.suggest_categorical("large_scheme", SCHEMES)
             for t in self.ctx.tables:
                 if t.name not in shapes:
                     shapes[t.name] = (
                         Shape(small_r, 1, "contiguous")
                         if t.table_bytes <= small
-                        else Shape(large_r, large_k, large_scheme if large_k > 1 else "contiguous")
+                        else self.auto_shape(t.name, grain, split)
                     )
         elif rest != REST_KNOBS:
             for tm in self.baselines[rest].tables:
                 shapes.setdefault(tm.name, Shape(tm.replicas, tm.shards, tm.sharding))
         return Mapping(tables=tuple(self.configure(t.name, shapes[t.name], pick, budget) for t in self.ctx.tables))
+
+    def auto_shape(self, name: str, grain: float, split: str) -> Shape:
+        """Split a table into the fewest tasks (a core count) whose work is at most grain x the mean core's."""
+        target = grain * self.mean_core_work
+        c = next((c for c in self.counts if self.work[name] / c <= target), self.counts[-1])
+        if split == "replicas" or c == 1:
+            return Shape(c, 1, "contiguous")
+        return Shape(1, c, "contiguous" if split == "shards" else "balanced")
+
+    def seeds(self) -> list[dict[str, object]]:
+        """Good starting points besides the baselines: every table split to a grain, by replicas."""
+        if not self.light:
+            return []
+        small = self.thresholds[0]
+        out = []
+        for grain in (1.0, 0.5, 0.25):
+            p: dict[str, object] = {
+                "rest": REST_KNOBS,
+                "pick": "work",
+                "budget": BUDGETS[0],
+                "grain": grain,
+                "split": "replicas",
+                "small_bytes": small,
+                "small_replicas": self.counts[-1],
+            }
+            p.update({f"{name}.rk": AUTO for name in self.heavy})
+            out.append(p)
+        return out
 
     def params_of(self, baseline: str) -> dict[str, object]:
         """Parameters that reproduce a baseline's shapes (for `study.enqueue_trial`)."""
@@ -124,11 +166,11 @@ class SearchSpace:
     def size(self) -> float:
         """Number of distinct parameter combinations (inf when beyond counting): decides exhaustive search."""
         per_heavy = sum(len(SCHEMES) if parse_rk(o)[1] > 1 else 1 for o in self.rk_options)
-        heavy = per_heavy ** len(self.heavy)
-        light = len(self.ctx.tables) > len(self.heavy)
-        knobs = len(self.thresholds) * len(self.counts) * len(self.rk_options) * len(SCHEMES) if light else 1
-        rest = knobs + (len(self.baselines) if light else 0)
-        total = heavy * rest * len(PICKS) * len(BUDGETS)
+        if not self.light:
+            return float(per_heavy ** len(self.heavy) * len(PICKS) * len(BUDGETS))
+        heavy = (per_heavy + 1) ** len(self.heavy)
+        rest = len(self.thresholds) * len(self.counts) + len(self.baselines)
+        total = heavy * rest * len(GRAINS) * len(SPLITS) * len(PICKS) * len(BUDGETS)
         return float(total) if total < 1e12 else math.inf
 
     # ---- the exact inner decision

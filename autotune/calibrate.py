@@ -1,18 +1,24 @@
 """`autotune calibrate`: fit this machine's `cpu` hardware profile from micro-benchmarks of replay's own kernels.
 
 The model's figures are fitted to what replay's numpy kernels achieve on this machine, because those are the
-costs the model must rank (the figures are "effective": numpy gathers, then pools, one after the other, so
-a per-row cost below includes its pooling pass and the model's overlap (max) of the two picks it up):
-- GM per-row cost at 64-byte rows from a DRAM-sized table = gm_latency / outstanding (cycles); the latency
-  comes from a dependent-load chase (DRAM minus cache), outstanding = latency / per-row cost, rounded.
-- gm_read_bytes_per_cycle: random 1 KiB row gathers from DRAM (GM's bandwidth term). The chunked streaming
-  copy (GM-UB's stream) is about 3x faster on this kind of machine, but the model has one GM rate; the L2
-  fill rate records the streaming figure.
+costs the model must rank. Each figure times one operation of replay on its own; numpy runs each call to
+completion (it gathers every row, then pools them), so the profile says `overlaps_fetch_compute = false` and
+the model adds the two instead of overlapping them:
+- GM per-row cost (`np.take`) at 64-byte rows from a DRAM-sized table = gm_latency / outstanding (cycles);
+  the latency comes from a dependent-load chase (DRAM minus cache), outstanding = latency / per-row cost.
+- gm_read_bytes_per_cycle: random 1 KiB row gathers from DRAM (GM's bandwidth term);
+  gm_stream_bytes_per_cycle: the *-UB kernel's chunked streaming copy of a DRAM-sized table (about 3x the
+  random-row rate here): the GM-UB stream and fills from DRAM.
 - L3 ("l2" in the model): the same per-row cost on a table that fits the effective last-level cache; its
   capacity is the largest tested table whose per-row cost stays below halfway to DRAM.
-- The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's
-  gather + pool of 256-byte rows from a table a quarter of its size.
-- gather_bytes_per_cycle: `np.take` of cached rows; pool_bytes_per_cycle: `np.add.reduceat` of cached rows.
+- The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's gather of
+  256-byte rows from a table a quarter of its size.
+- gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of cached rows, bags of 4) at
+  64 B and 512 B rows: the slope is pool_bytes_per_cycle, the intercept pool_row_cycles (numpy's per-row
+  reduction overhead: a 64 B row costs several times its bytes' worth).
+- Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
+  (`kernels.gather_rows` of a *-UB task with 9 chunks minus 1 chunk, per id per extra chunk),
+  sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass).
 - per_task_s: one task of one look-up; launch_s / merge_sync_s: a batch of no tasks on pinned workers.
 - Chip GM bandwidth: every core streaming at once. Core count: this process's CPU affinity.
 Every figure is written with its measurement and confidence "measured" (or "published" for what the OS
@@ -35,7 +41,7 @@ import numpy as np
 from autotune.hardware import CoreType, HardwareProfile, LocalMemory, Overheads
 from autotune.hwformat import validate_hardware
 from autotune.replay.batches import TableBatch
-from autotune.replay.kernels import PreparedTask, run_task, segment_sum
+from autotune.replay.kernels import PreparedTask, gather_rows, route, run_task, segment_sum
 from autotune.replay.runner import run as run_workers
 from autotune.replay.runner import usable_cpus
 
@@ -115,12 +121,67 @@ def _mem_total() -> int:
     return 1 << 34
 
 
-def row_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator, pooling: int = 8) -> float:
+#: Bag size of the pooling micro-benchmarks (a typical pooling factor).
+POOL_BAG = 4
+
+
+def row_cost_s(
+    table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator, pooling: int = POOL_BAG
+) -> float:
     """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table`."""
     ids = rng.integers(0, table.shape[0], lookups)
     offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
     out = np.empty((len(offsets) - 1, table.shape[1]), dtype=np.float32)
     return _median_time(lambda: segment_sum(np.take(table, ids, axis=0), offsets, out), repeats) / lookups
+
+
+def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per row of the GM / L1 kernel's gather alone (`np.take` of random rows of `table`)."""
+    ids = rng.integers(0, table.shape[0], lookups)
+    return _median_time(lambda: np.take(table, ids, axis=0), repeats) / lookups
+
+
+def pool_cost_s(row_bytes: int, lookups: int, repeats: int) -> float:
+    """Seconds per row of sum pooling (`segment_sum`, bags of POOL_BAG) of cache-resident rows of `row_bytes`."""
+    rows = np.ones((lookups, row_bytes // 4), np.float32)
+    offsets = np.arange(0, lookups + 1, POOL_BAG, dtype=np.int64)
+    out = np.empty((lookups // POOL_BAG, row_bytes // 4), np.float32)
+    return _median_time(lambda: segment_sum(rows, offsets, out), repeats) / lookups
+
+
+def _id_batch(lookups: int, rows: int, rng: np.random.Generator) -> TableBatch:
+    """A batch of `lookups` uniform ids over `rows` rows in bags of POOL_BAG (CSR, as replay draws them)."""
+    queries = lookups // POOL_BAG
+    offsets = np.arange(0, queries * POOL_BAG + 1, POOL_BAG, dtype=np.int64)
+    qidx = np.repeat(np.arange(queries, dtype=np.int32), POOL_BAG)
+    return TableBatch(rng.integers(0, rows, queries * POOL_BAG), offsets, qidx)
+
+
+def route_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per id of replay's routing step: shard 0 of 2 contiguous shards keeps its look-ups."""
+    rows = 1 << 16
+    batch = _id_batch(lookups, rows, rng)
+    task = _task(np.zeros((rows // 2, 16), np.float32), "GM")
+    task.shards, task.q1 = 2, len(batch.offsets) - 1
+    return _median_time(lambda: route(task, batch), repeats) / len(batch.rows)
+
+
+def scan_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per id per chunk of the *-UB scan: a cached shard streamed in 9 chunks minus in 1, over 8 x ids."""
+    rows = 9 * 256
+    ids = rng.integers(0, rows, lookups)
+    src = np.zeros((rows, 16), np.float32)
+    many, one = _task(src, "GM-UB", rows // 9), _task(src, "GM-UB", rows)
+    t_many = _median_time(lambda: gather_rows(many, ids), repeats)
+    t_one = _median_time(lambda: gather_rows(one, ids), repeats)
+    return max(t_many - t_one, 0.0) / (8 * lookups)
+
+
+def sort_s_per_id_pass(lookups: int, repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per id per pass of de-duplication's sort (`np.unique` with the inverse, as replay runs it)."""
+    ids = rng.integers(0, 1 << 20, lookups)
+    passes = max(1.0, float(np.ceil(np.log2(max(lookups, 2)))))
+    return _median_time(lambda: np.unique(ids, return_inverse=True), repeats) / (lookups * passes)
 
 
 def chase_s(arr: np.ndarray, steps: int) -> float:
@@ -216,22 +277,24 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
         sizes = sorted({max(l2 // 4, 64 * 1024), *(s * MiB for s in (8, 32, 128, 512) if s * MiB < b.dram_bytes)})
         sizes.append(b.dram_bytes)
         m["gather_by_size_64B"] = {
-            s: row_cost_s(big[: s // 4].reshape(-1, 16), b.lookups, b.repeats, rng) for s in sizes
+            s: gather_cost_s(big[: s // 4].reshape(-1, 16), b.lookups, b.repeats, rng) for s in sizes
         }
         m["gather_dram"] = {
-            rb: row_cost_s(big.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
+            rb: gather_cost_s(big.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
         }
+        m["gather_pool_dram_64B"] = row_cost_s(big.reshape(-1, 16), b.lookups, b.repeats, rng)
         small = big[: max(l2 // 16, 16 * 1024)]  # a quarter of the private L2, as float32 elements
         m["gather_l2"] = {
-            rb: row_cost_s(small.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
+            rb: gather_cost_s(small.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
         }
         cached = np.ones((512, 64), dtype=np.float32)  # 128 KiB: cache-resident
         ids = rng.integers(0, 512, b.lookups)
         m["take_cached_s_per_byte"] = _median_time(lambda: np.take(cached, ids, axis=0), b.repeats) / (b.lookups * 256)
-        rows = np.take(cached, ids, axis=0)
-        offsets = np.arange(0, b.lookups + 1, 8, dtype=np.int64)
-        pooled = np.empty((b.lookups // 8, 64), np.float32)
-        m["pool_s_per_byte"] = _median_time(lambda: segment_sum(rows, offsets, pooled), b.repeats) / rows.nbytes
+        say("pooling, routing, chunk scans and de-duplication sorts (per row, per id)")
+        m["pool_s_per_row"] = {rb: pool_cost_s(rb, b.lookups, b.repeats) for rb in (64, 512)}
+        m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
+        m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
+        m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
         chunk = max(l2 // 4, 4096)
         m["chunk_bytes"] = chunk
         say("streaming chunks of a DRAM-sized table")
@@ -269,7 +332,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     below = [s for s in sizes[1:-1] if by_size[s] <= half]
     l3_eff = max(below) if below else min(int(m["l3_bytes"]), sizes[-1] // 2)
     c_l3 = by_size[max(below)] if below else 0.5 * (c_l2p + c_dram)
-    gm_row = cyc(float(m["gather_dram"][64]))  # cycles per 64-byte row from DRAM (gather + pool)
+    gm_row = cyc(float(m["gather_dram"][64]))  # cycles per 64-byte row gathered from DRAM
     l3_row = min(cyc(c_l3), gm_row)
     stream_rate = 1.0 / cyc(float(m["stream_s_per_byte"]))  # B/cycle
     lat_meas = max(cyc(float(m["chase_far_s"]) - float(m["chase_near_s"])), gm_row)
@@ -281,7 +344,14 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     l2_rate = gm_rate * gm_row / l3_row
     local_rate = 256.0 / cyc(float(m["gather_l2"][256]))
     gather_rate = 1.0 / cyc(float(m["take_cached_s_per_byte"]))
-    pool_rate = 1.0 / cyc(float(m["pool_s_per_byte"]))
+    # pooling per row = pool_row_cycles + row bytes / pool_bytes_per_cycle, through the 64 B and 512 B points
+    pool = {int(k): cyc(float(v)) for k, v in m["pool_s_per_row"].items()}
+    slope = (pool[512] - pool[64]) / (512 - 64)  # cycles per byte
+    pool_rate = 1.0 / slope if slope > 0 else 512.0 / pool[512]
+    pool_row = max(pool[64] - 64.0 / pool_rate, 0.0)
+    route_c, scan_c, sort_c = (cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass"))
+    # numpy gathers every row, then pools them: the combined kernel costs the sum of the two, not the larger
+    both, gather_64, pool_64 = cyc(float(m["gather_pool_dram_64B"])), gm_row, pool[64]
     chip_gm = max(float(m["chip_stream_bps"]), stream_rate * clock, gm_rate * clock)
     chip_l2 = P * l2_rate * clock
     l2_bytes = int(m["l2_bytes"])
@@ -307,12 +377,15 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         "core_types.core.count": (f"CPUs in this process's affinity mask: {m['cpus']} ({src})", "measured"),
         "core_types.core.runs_lookups": ("every core gathers and pools rows", "published"),
         "core_types.core.gm_read_bytes_per_cycle": (
-            f"random 1 KiB row gather + pool from a DRAM-sized table, one core ({src}); the chunked streaming copy "
-            f"runs at {stream_rate:.3g} B/cycle, but the model has one GM rate and GM's per-row cost matters more",
+            f"random 1 KiB row gather (np.take) from a DRAM-sized table, one core ({src})",
+            "measured",
+        ),
+        "core_types.core.gm_stream_bytes_per_cycle": (
+            f"the *-UB kernel's chunked streaming copy of a DRAM-sized table, one core ({src})",
             "measured",
         ),
         "core_types.core.l2_read_bytes_per_cycle": (
-            f"random 1 KiB row gather + pool, DRAM cost scaled by the L3 / DRAM ratio at 64 B rows ({src})",
+            f"random 1 KiB row gather, DRAM cost scaled by the L3 / DRAM ratio at 64 B rows ({src})",
             "measured",
         ),
         "core_types.core.gm_latency_cycles": (
@@ -331,7 +404,31 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         "core_types.core.gm_block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
         "core_types.core.gather_bytes_per_cycle": (f"np.take of cache-resident 256 B rows ({src})", "measured"),
         "core_types.core.pool_bytes_per_cycle": (
-            f"segment_sum (sum pooling) of cache-resident rows, bags of 8 ({src})",
+            f"segment_sum (sum pooling) of cache-resident rows, bags of {POOL_BAG}: slope between 64 B rows "
+            f"({pool[64]:.0f} cycles) and 512 B rows ({pool[512]:.0f} cycles) ({src})",
+            "measured",
+        ),
+        "core_types.core.pool_row_cycles": (
+            f"segment_sum per-row intercept at 0 B of the same two points: numpy's per-row reduction overhead ({src})",
+            "measured",
+        ),
+        "core_types.core.route_cycles_per_id": (
+            f"replay's route() of a 2-shard contiguous task over {POOL_BAG}-id bags: mask, compaction of ids and "
+            f"query indices, per-query counts ({src})",
+            "measured",
+        ),
+        "core_types.core.scan_cycles_per_id": (
+            f"replay's *-UB gather_rows of a cached shard in 9 chunks minus in 1 chunk, per id per extra chunk ({src})",
+            "measured",
+        ),
+        "core_types.core.sort_cycles_per_id": (
+            f"np.unique(ids, return_inverse=True) as replay's de-duplication runs it, per id per ceil(log2 n) pass "
+            f"({src})",
+            "measured",
+        ),
+        "core_types.core.overlaps_fetch_compute": (
+            f"numpy runs each call to completion: gather + pool of 64 B DRAM rows took {both:.0f} cycles per row, "
+            f"gather alone {gather_64:.0f} + pooling alone {pool_64:.0f} = {gather_64 + pool_64:.0f} ({src})",
             "measured",
         ),
         "core_types.core.memories.L2.capacity_bytes": ("sysfs: private L2 of one core", "published"),
@@ -341,7 +438,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         ),
         "core_types.core.memories.L2.block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
         "core_types.core.memories.L2.read_bytes_per_cycle": (
-            f"L1 strategy: random 256 B row gather + pool on a table a quarter of the L2 ({src})",
+            f"L1 strategy: random 256 B row gather (np.take) on a table a quarter of the L2 ({src})",
             "measured",
         ),
         "core_types.core.memories.L2.fill_bytes_per_cycle": (
@@ -355,6 +452,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         count=P,
         memories=(mem,),
         gm_read_bytes_per_cycle=gm_rate,
+        gm_stream_bytes_per_cycle=stream_rate,
         l2_read_bytes_per_cycle=l2_rate,
         gm_latency_cycles=gm_lat,
         l2_latency_cycles=l2_lat,
@@ -362,6 +460,11 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         gm_block_bytes=line,
         gather_bytes_per_cycle=gather_rate,
         pool_bytes_per_cycle=pool_rate,
+        pool_row_cycles=pool_row,
+        route_cycles_per_id=route_c,
+        scan_cycles_per_id=scan_c,
+        sort_cycles_per_id=sort_c,
+        overlaps_fetch_compute=False,
     )
     hw = HardwareProfile(
         name="cpu",

@@ -34,7 +34,8 @@ class CoreType:
     name: str  # "vector" (Ascend AIV), "aicore" (910A), "sm", "core"
     count: int
     memories: tuple[LocalMemory, ...]  # local memories, innermost last is not implied: look up by name
-    gm_read_bytes_per_cycle: float  # sustained per-core global-memory read rate (DMA / load path)
+    gm_read_bytes_per_cycle: float  # per-core global-memory read rate of scattered rows (the GM strategy's fetches)
+    gm_stream_bytes_per_cycle: float  # per-core sequential (streaming) read rate: *-UB chunks, fills from GM
     l2_read_bytes_per_cycle: float  # sustained per-core read rate when the data is in L2
     gm_latency_cycles: float  # issue-to-data latency of one global-memory read
     l2_latency_cycles: float  # issue-to-data latency of one L2 hit
@@ -42,6 +43,11 @@ class CoreType:
     gm_block_bytes: int  # minimum global-memory transfer (DMA block, GPU sector, CPU line)
     gather_bytes_per_cycle: float  # vector gather of rows already in local memory
     pool_bytes_per_cycle: float  # vector accumulate (sum pooling) throughput
+    pool_row_cycles: float  # fixed cost of accumulating one row beyond its bytes (one instruction issue / loop step)
+    route_cycles_per_id: float  # a sharded task keeping its own look-ups: test, compact id and query, count per query
+    scan_cycles_per_id: float  # a *-UB task, per id per streamed chunk: compare with the chunk's rows, keep the hits
+    sort_cycles_per_id: float  # de-duplication sort, per id per pass (ceil(log2 n) passes for n ids)
+    overlaps_fetch_compute: bool  # row fetches run under compute (double buffering); False: one after the other
     runs_lookups: bool = True  # whether embedding look-up tasks may be placed on this core type
 
     def memory(self, name: str) -> LocalMemory | None:

@@ -58,7 +58,8 @@ OVERHEAD_FIGURES = (
 CORE_FIGURES = (
     FieldSpec("count", int, "positive", "cores", "cores of this type"),
     FieldSpec("runs_lookups", bool, "", "bool", "whether embedding look-up tasks may be placed on this type"),
-    FieldSpec("gm_read_bytes_per_cycle", float, "positive", "B/cycle", "sustained per-core global-memory read rate"),
+    FieldSpec("gm_read_bytes_per_cycle", float, "positive", "B/cycle", "per-core GM read rate of scattered rows"),
+    FieldSpec("gm_stream_bytes_per_cycle", float, "positive", "B/cycle", "per-core sequential global-memory read rate"),
     FieldSpec("l2_read_bytes_per_cycle", float, "positive", "B/cycle", "sustained per-core read rate on L2 hits"),
     FieldSpec("gm_latency_cycles", float, "positive", "cycles", "issue-to-data latency of one global-memory read"),
     FieldSpec("l2_latency_cycles", float, "positive", "cycles", "issue-to-data latency of one L2 hit"),
@@ -66,6 +67,11 @@ CORE_FIGURES = (
     FieldSpec("gm_block_bytes", int, "positive", "B", "minimum global-memory transfer", power_of_two=True),
     FieldSpec("gather_bytes_per_cycle", float, "nonnegative", "B/cycle", "gather of rows already in local memory"),
     FieldSpec("pool_bytes_per_cycle", float, "nonnegative", "B/cycle", "vector accumulate (sum pooling) rate"),
+    FieldSpec("pool_row_cycles", float, "nonnegative", "cycles/row", "fixed cost of accumulating one row"),
+    FieldSpec("route_cycles_per_id", float, "nonnegative", "cycles/id", "routing one look-up id to its shard"),
+    FieldSpec("scan_cycles_per_id", float, "nonnegative", "cycles/id", "scanning one id against one streamed chunk"),
+    FieldSpec("sort_cycles_per_id", float, "nonnegative", "cycles/id", "one sort pass over one id (de-duplication)"),
+    FieldSpec("overlaps_fetch_compute", bool, "", "bool", "whether row fetches run under compute (double buffering)"),
 )
 MEMORY_FIGURES = (
     FieldSpec("capacity_bytes", int, "positive", "B", "capacity usable by one core"),
@@ -258,6 +264,7 @@ def _validate_core(hw: HardwareProfile, core: CoreType, fail: Callable[[str, str
     # One core cannot move more than the whole chip: per-core rate x clock <= chip-wide bandwidth.
     for key, chip_key, chip_bw in (
         ("gm_read_bytes_per_cycle", "chip.gm_bandwidth_bytes_per_s", hw.gm_bandwidth_bytes_per_s),
+        ("gm_stream_bytes_per_cycle", "chip.gm_bandwidth_bytes_per_s", hw.gm_bandwidth_bytes_per_s),
         ("l2_read_bytes_per_cycle", "chip.l2_bandwidth_bytes_per_s", hw.l2_bandwidth_bytes_per_s),
     ):
         rate = getattr(core, key)
@@ -280,6 +287,13 @@ def _validate_core(hw: HardwareProfile, core: CoreType, fail: Callable[[str, str
                     f"{at}.{key}",
                     "must be > 0 B/cycle on a core type with runs_lookups = true: a core that pools "
                     "embedding rows needs a gather and an accumulate rate",
+                )
+        for key in ("route_cycles_per_id", "scan_cycles_per_id", "sort_cycles_per_id"):
+            if getattr(core, key) <= 0:
+                raise fail(
+                    f"{at}.{key}",
+                    "must be > 0 cycles/id on a core type with runs_lookups = true: handling a look-up id "
+                    "(compare, compact, sort) is never free; derive it from the vector width or measure it",
                 )
     mem_names = [m.name for m in core.memories]
     for mem in core.memories:

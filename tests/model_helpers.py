@@ -81,29 +81,37 @@ def round_chip(
     per_task_s: float = 0.0,
     merge_sync_s: float = 0.0,
     l1_resident: bool = True,
+    **core_figures: float | bool,
 ) -> HardwareProfile:
     """A chip with round numbers so golden values can be worked out by hand.
 
     1 GHz (1 cycle = 1 ns); GM: 32 B/cycle per core, latency 100 cycles, 32-byte blocks; L2: 64 B/cycle,
     latency 50 cycles; gather 64 B/cycle, pool 128 B/cycle; UB fills from L1 at 128 B/cycle; chip GM
-    bandwidth 1e12 B/s, L2 2e12 B/s, 1 GiB of GM.
+    bandwidth 1e12 B/s, L2 2e12 B/s, 1 GiB of GM. Streaming from GM also 32 B/cycle; id work (route, scan,
+    one sort pass) 4 B / 128 B/cycle = 1/32 cycle per id; no per-row pooling constant; fetches overlap
+    compute. `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
     """
     memories = [LocalMemory("UB", ub_bytes, True, 32, 256.0, "L1" if l1_bytes else "GM", 128.0 if l1_bytes else 32.0)]
     if l1_bytes:
         memories.insert(0, LocalMemory("L1", l1_bytes, l1_resident, 32, 128.0, "GM", 32.0))
-    core = CoreType(
-        name="vector",
-        count=cores,
-        memories=tuple(memories),
-        gm_read_bytes_per_cycle=32.0,
-        l2_read_bytes_per_cycle=64.0,
-        gm_latency_cycles=100.0,
-        l2_latency_cycles=50.0,
-        outstanding_requests=outstanding,
-        gm_block_bytes=32,
-        gather_bytes_per_cycle=64.0,
-        pool_bytes_per_cycle=128.0,
-    )
+    figures: dict = {
+        "gm_read_bytes_per_cycle": 32.0,
+        "gm_stream_bytes_per_cycle": 32.0,
+        "l2_read_bytes_per_cycle": 64.0,
+        "gm_latency_cycles": 100.0,
+        "l2_latency_cycles": 50.0,
+        "outstanding_requests": outstanding,
+        "gm_block_bytes": 32,
+        "gather_bytes_per_cycle": 64.0,
+        "pool_bytes_per_cycle": 128.0,
+        "pool_row_cycles": 0.0,
+        "route_cycles_per_id": 4 / 128,
+        "scan_cycles_per_id": 4 / 128,
+        "sort_cycles_per_id": 4 / 128,
+        "overlaps_fetch_compute": True,
+    }
+    figures.update(core_figures)
+    core = CoreType(name="vector", count=cores, memories=tuple(memories), **figures)
     return HardwareProfile(
         name="roundchip",
         description="round numbers for hand-computed tests",

@@ -25,8 +25,12 @@ MEASURED = {
     "gather_by_size_64B": {512 << 10: 20e-9, 8 << 20: 30e-9, 32 << 20: 32e-9, 1 << 30: 50e-9},
     "gather_dram": {64: 50e-9, 256: 120e-9, 1024: 512e-9},
     "gather_l2": {64: 20e-9, 256: 64e-9, 1024: 250e-9},
+    "gather_pool_dram_64B": 90e-9,
     "take_cached_s_per_byte": 0.05e-9,
-    "pool_s_per_byte": 0.1e-9,
+    "pool_s_per_row": {64: 40e-9, 512: 152e-9},
+    "route_s_per_id": 10e-9,
+    "scan_s_per_id": 1e-9,
+    "sort_s_per_id_pass": 2e-9,
     "chunk_bytes": 512 << 10,
     "stream_s_per_byte": 0.1e-9,
     "per_task_s": 8e-6,
@@ -52,7 +56,14 @@ def test_fit_by_hand() -> None:
     assert l2 is not None and l2.capacity_bytes == 2 << 20
     assert abs(l2.read_bytes_per_cycle - 256 / 128) < 1e-12  # 64 ns per 256 B row = 128 cycles
     assert abs(l2.fill_bytes_per_cycle - 5.0) < 1e-12  # 0.1 ns per byte = 0.2 cycles
-    assert abs(core.pool_bytes_per_cycle - 5.0) < 1e-12 and abs(core.gather_bytes_per_cycle - 10.0) < 1e-12
+    assert abs(core.gather_bytes_per_cycle - 10.0) < 1e-12
+    # pooling: 64 B rows 80 cycles, 512 B rows 304 cycles -> 224 cycles per 448 B = 2 B/cycle, 80 - 32 = 48 per row
+    assert abs(core.pool_bytes_per_cycle - 2.0) < 1e-12 and abs(core.pool_row_cycles - 48.0) < 1e-9
+    # id work at 2 GHz: 10 ns = 20 cycles per routed id, 1 ns = 2 per scanned id, 2 ns = 4 per id per sort pass
+    assert abs(core.route_cycles_per_id - 20.0) < 1e-9
+    assert abs(core.scan_cycles_per_id - 2.0) < 1e-9 and abs(core.sort_cycles_per_id - 4.0) < 1e-9
+    assert abs(core.gm_stream_bytes_per_cycle - 5.0) < 1e-12  # the chunked copy, not the random-row rate
+    assert core.overlaps_fetch_compute is False  # numpy gathers, then pools
     assert hw.overheads.per_task_s == 8e-6 and hw.overheads.launch_s == 60e-6
     assert hw.gm_bandwidth_bytes_per_s == 15e9
     assert all(conf in ("measured", "published", "derived") for _, conf in hw.provenance.values())

@@ -97,6 +97,23 @@ def test_gpus_and_cpu_figures() -> None:
     assert l2 is not None and l2.capacity_bytes == 2 * MiB and cpu.lookup_cores.gm_block_bytes == 64
 
 
+def test_id_work_and_streaming_figures() -> None:
+    """The per-id figures follow the arithmetic in their sources: vector instructions over int32 lanes."""
+    vec = load_hardware("ascend910b").lookup_cores
+    lanes = 128 * 2 // 4  # vec_calc_size=128 fp16 elements = 256 B per repeat = 64 int32 ids
+    assert vec.scan_cycles_per_id == 4 / lanes  # 2 compares, and, gather-mask
+    assert vec.route_cycles_per_id == pytest.approx(6 / lanes, abs=0.01)
+    assert vec.gm_stream_bytes_per_cycle == 32.0 and vec.overlaps_fetch_compute  # MTE2 burst rate; double buffering
+    (cube,) = [c for c in load_hardware("ascend910b").core_types if c.name == "cube"]
+    assert (cube.route_cycles_per_id, cube.scan_cycles_per_id, cube.sort_cycles_per_id) == (0.0, 0.0, 0.0)
+    for name in ("a100-80gb", "h100-sxm"):
+        sm = load_hardware(name).lookup_cores
+        assert (sm.route_cycles_per_id, sm.scan_cycles_per_id) == (8 / 64, 4 / 64)  # 64 INT32 lanes per SM
+    for name in BUNDLED:  # compiled kernels overlap fetches with compute; only numpy (calibrated cpu) does not
+        core = load_hardware(name).lookup_cores
+        assert core.overlaps_fetch_compute and core.gm_stream_bytes_per_cycle >= core.gm_read_bytes_per_cycle
+
+
 def test_aliases_and_case() -> None:
     for alias, name in (("ascend", "ascend910b"), ("a100", "a100-80gb"), ("h100", "h100-sxm"), ("cpu", "cpu-generic")):
         assert load_hardware(alias).name == name

@@ -17,7 +17,8 @@ the model adds the two instead of overlapping them:
   64 B and 512 B rows: the slope is pool_bytes_per_cycle, the intercept pool_row_cycles (numpy's per-row
   reduction overhead: a 64 B row costs several times its bytes' worth).
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
-  (`kernels.gather_rows` of a *-UB task with 9 chunks minus 1 chunk, per id per extra chunk),
+  (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
+  extra chunk),
   sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass).
 - per_task_s: one task of one look-up; launch_s / merge_sync_s: a batch of no tasks on pinned workers.
 - Chip GM bandwidth: every core streaming at once. Core count: this process's CPU affinity.
@@ -167,14 +168,18 @@ def route_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> floa
 
 
 def scan_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> float:
-    """Seconds per id per chunk of the *-UB scan: a cached shard streamed in 9 chunks minus in 1, over 8 x ids."""
-    rows = 9 * 256
-    ids = rng.integers(0, rows, lookups)
-    src = np.zeros((rows, 16), np.float32)
-    many, one = _task(src, "GM-UB", rows // 9), _task(src, "GM-UB", rows)
+    """Seconds per id per chunk of the *-UB scan: a small cached shard in 9 chunks minus the same ids against 1.
+
+    Every id falls in the first chunk, so the 8 extra chunks cost their (small) copy and a scan of every id
+    that keeps none: the scan alone, not the gather of the hits.
+    """
+    chunk = 64
+    ids = rng.integers(0, chunk, lookups)
+    many = _task(np.zeros((9 * chunk, 16), np.float32), "GM-UB", chunk)
+    one = _task(np.zeros((chunk, 16), np.float32), "GM-UB", chunk)
     t_many = _median_time(lambda: gather_rows(many, ids), repeats)
     t_one = _median_time(lambda: gather_rows(one, ids), repeats)
-    return max(t_many - t_one, 0.0) / (8 * lookups)
+    return max(t_many - t_one, 1e-12 * lookups) / (8 * lookups)
 
 
 def sort_s_per_id_pass(lookups: int, repeats: int, rng: np.random.Generator) -> float:
@@ -418,7 +423,8 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             "measured",
         ),
         "core_types.core.scan_cycles_per_id": (
-            f"replay's *-UB gather_rows of a cached shard in 9 chunks minus in 1 chunk, per id per extra chunk ({src})",
+            f"replay's *-UB gather_rows over 9 cached chunks minus over 1, every id in the first: per id per "
+            f"extra chunk ({src})",
             "measured",
         ),
         "core_types.core.sort_cycles_per_id": (

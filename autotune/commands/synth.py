@@ -57,8 +57,8 @@ def synth_command(
     spec_file: Path | None = typer.Option(
         None,
         "--spec",
-        help="Spec file (TOML or JSON): [[tables]] with name, rows, dim, dtype, pooling, bag, alpha, "
-        "missing, optional [defaults].",
+        help="Spec file (TOML or JSON): a tables array (TOML: \\[\\[tables]]) with name, rows, dim, dtype, "
+        "pooling, bag, alpha, missing, and optional \\[defaults].",
     ),
     tables: int | None = typer.Option(None, "--tables", min=1, help="Uniform spec: this many identical tables C1..CT."),
     rows: int | None = typer.Option(

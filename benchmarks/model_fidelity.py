@@ -3,8 +3,9 @@
 Two synthetic workloads (Zipf look-ups written as a wide CSV log and profiled by `analyze`; one with hot rows
 contiguous, one permuted), the calibrated `cpu` profile (`autotune calibrate`; fitted here with `--quick`
 figures if there is none), and per workload: every baseline, random mappings (replicas x shards <= cores,
-random strategy, sharding, hot rows, dedup; those the model finds feasible) and the model's best of
-`--candidates` random mappings ("tuned"). Each mapping is replayed (median over batches) and predicted.
+random strategy, sharding, hot rows, dedup; those the model finds feasible) and the search's best mapping
+("tuned": `autotune.search.driver.run_search` against the same profile, `--trials` trials). Each mapping
+is replayed (median over batches) and predicted.
 Prints Spearman and Kendall rank correlation, the median and worst relative error |pred - meas| / meas,
 and the measured speed-up of the tuned mapping over default-gather. The last line is
 `spearman=<x> median_rel_error=<y>`.
@@ -25,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from analytics import analyze
-from autotune.hwload import load_hardware, resolve_hardware
+from autotune.hwload import dump_hardware_toml, load_hardware, resolve_hardware
 from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import score
 from autotune.model.mapping import STRATEGIES, Mapping, TableMapping
 from autotune.replay import replay
+from autotune.search.driver import SearchRequest, run_search
 from autotune.workload import WorkloadProfile, load_profile
 
 # (rows, dim, alpha, pooling) of each workload's tables
@@ -154,7 +156,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer queries, batches and mappings (under a minute)")
     ap.add_argument("--hw", default="cpu", help="hardware profile (default: the calibrated cpu)")
     ap.add_argument("--random", type=int, default=None, help="random mappings per workload")
-    ap.add_argument("--candidates", type=int, default=400, help="random mappings the model picks the tuned one from")
+    ap.add_argument("--trials", type=int, default=None, help="search trials for the tuned mapping (60 quick, 200)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     quick = args.quick
@@ -162,11 +164,16 @@ def main() -> None:
     batches, warmup, batch_size = (4, 2, 2048) if quick else (15, 3, 4096)
     queries = 20_000 if quick else 60_000
     hw = get_hw(args.hw)
+    n_trials = args.trials if args.trials is not None else (60 if quick else 200)
     rnd = random.Random(args.seed)
     rows = []
     speedups = {}
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
+        hw_path = hw.path
+        if hw_path is None:  # a fresh quick fit: the search reads a profile file
+            hw_path = Path(tmp) / "cpu.toml"
+            hw_path.write_text(dump_hardware_toml(hw), encoding="utf-8")
         for wi, wname in enumerate(WORKLOADS):
             prof = make_workload(Path(tmp), wname, queries, seed=args.seed + wi)
             hw_w = hw
@@ -174,9 +181,16 @@ def main() -> None:
             maps = dict(all_baselines(ctx))
             for m in feasible_random(ctx, rnd, n_random, "random-"):
                 maps[m.name] = m  # type: ignore[index]
-            cands = feasible_random(ctx, rnd, args.candidates, "cand-")
-            best = min([*cands, maps["default-gather"]], key=lambda m: score(ctx, m).latency_s)
-            maps["tuned"] = replace(best, name="tuned")
+            req = SearchRequest(
+                profile=Path(tmp) / wname / "profile",
+                hardware=str(hw_path),
+                batch_size=batch_size,
+                run=f"search-{wname}",
+                n_trials=n_trials,
+                seed=args.seed,
+                root=Path(tmp) / "runs",
+            )
+            maps["tuned"] = replace(run_search(req).best.mapping, name="tuned")
             measured = {}
             for name, m in maps.items():
                 r = replay(prof, hw_w, m, batch_size, n_batches=batches, warmup=warmup, seed=args.seed)

@@ -2,8 +2,13 @@
 
 The counts (table, id, count) are the one artefact every other figure derives from. Missing values are
 not look-ups: NULL or empty cells (and, for bags, cells with no non-empty id) count as `missing` for that
-table. Alongside the counts each table gets its number of queries with at least one look-up and its
-largest bag, which the counts alone cannot give.
+table. A bag is a cell split by `--multi-sep`, or a Parquet list cell (list<int64>, list<string>: what
+`autotune synth --format parquet` writes for multi-hot tables); NULL elements of a list are not look-ups.
+Alongside the counts each table gets its number of queries with at least one look-up and its largest bag,
+which the counts alone cannot give.
+
+This is the DuckDB path (bounded memory, any log size and format); `analytics.fast_text` counts clean wide
+text logs that fit in memory with Polars, with the same rules.
 """
 
 from __future__ import annotations
@@ -46,42 +51,58 @@ def _arrow(con: duckdb.DuckDBPyConnection, query: str) -> pa.Table:
 def count_wide(
     con: duckdb.DuckDBPyConnection, loaded: Loaded, tables: tuple[str, ...], multi_sep: str | None
 ) -> LogCounts:
-    """Count a wide log: one GROUP BY per table column; with `multi_sep`, cells are bags of ids."""
+    """Count a wide log: one GROUP BY per table column. Bag columns (a list column, or any column when
+    `multi_sep` splits its text) count every element; the others one id per cell."""
     rel = loaded.relation
     queries = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
+    bags = {c: _bag_elements(c, loaded, multi_sep) for c in tables}
     bag_stats: dict[str, tuple[int, int]] = {}
-    if multi_sep is not None:
-        sep = lit(multi_sep)
+    if any(e is not None for e in bags.values()):
         lens = ", ".join(
-            f"len(list_filter(string_split(CAST({ident(c)} AS VARCHAR), {sep}), lambda x: x <> '')) AS {ident(c)}"
-            for c in tables
+            f"len(list_filter({e}, lambda x: {_valid('x', c in loaded.varchar)})) AS {ident(c)}"
+            for c, e in bags.items()
+            if e is not None
         )
-        aggs = ", ".join(f"count(*) FILTER (WHERE {ident(c)} > 0), coalesce(max({ident(c)}), 0)" for c in tables)
+        cols = [c for c, e in bags.items() if e is not None]
+        aggs = ", ".join(f"count(*) FILTER (WHERE {ident(c)} > 0), coalesce(max({ident(c)}), 0)" for c in cols)
         row = con.execute(f"SELECT {aggs} FROM (SELECT {lens} FROM {rel})").fetchall()[0]
-        bag_stats = {c: (int(row[2 * i]), int(row[2 * i + 1])) for i, c in enumerate(tables)}
+        bag_stats = {c: (int(row[2 * i]), int(row[2 * i + 1])) for i, c in enumerate(cols)}
     out = []
     for c in tables:
-        col = ident(c)
-        if multi_sep is not None:
+        col, elements = ident(c), bags[c]
+        if elements is not None:
             t = _arrow(
                 con,
-                f"SELECT id, count(*) AS n FROM (SELECT unnest(string_split(CAST({col} AS VARCHAR), {lit(multi_sep)})) "
-                f"AS id FROM {rel}) WHERE id <> '' GROUP BY id",
+                f"SELECT CAST(id AS VARCHAR) AS id, n FROM (SELECT id, count(*) AS n FROM "
+                f"(SELECT unnest({elements}) AS id FROM {rel}) WHERE {_valid('id', c in loaded.varchar)} GROUP BY id)",
             )
             with_lookup, pmax = bag_stats[c]
-            ids, counts = t.column("id").combine_chunks(), t.column("n").to_numpy()
         else:
-            empty = f" AND {col} <> ''" if c in loaded.varchar else ""
             t = _arrow(
                 con,
                 f"SELECT CAST({col} AS VARCHAR) AS id, count(*) AS n FROM {rel} "
-                f"WHERE {col} IS NOT NULL{empty} GROUP BY {col}",
+                f"WHERE {_valid(col, c in loaded.varchar)} GROUP BY {col}",
             )
-            ids, counts = t.column("id").combine_chunks(), t.column("n").to_numpy()
+        ids, counts = t.column("id").combine_chunks(), np.asarray(t.column("n").combine_chunks(), dtype=np.int64)
+        if elements is None:
             with_lookup = int(counts.sum())
             pmax = 1 if with_lookup else 0
-        out.append(TableCounts(c, ids, np.asarray(counts, dtype=np.int64), with_lookup, pmax))
+        out.append(TableCounts(c, ids, counts, with_lookup, pmax))
     return LogCounts(queries, tuple(out))
+
+
+def _valid(expr: str, text: bool) -> str:
+    """SQL condition: `expr` is a look-up (not NULL; for text, not empty)."""
+    return f"{expr} IS NOT NULL AND {expr} <> ''" if text else f"{expr} IS NOT NULL"
+
+
+def _bag_elements(c: str, loaded: Loaded, multi_sep: str | None) -> str | None:
+    """SQL list of the ids in a cell of a bag column; None for a one-id column."""
+    if c in loaded.lists:
+        return ident(c)
+    if multi_sep is not None:
+        return f"string_split(CAST({ident(c)} AS VARCHAR), {lit(multi_sep)})"
+    return None
 
 
 def count_long(con: duckdb.DuckDBPyConnection, loaded: Loaded, tables: tuple[str, ...] | None) -> LogCounts:

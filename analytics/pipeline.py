@@ -11,16 +11,16 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import autotune
-from analytics import counting, readers, sources
+from analytics import counting, fast_text, readers, sources
 from analytics.build import TableSettings, default_row_map, table_profile
 from analytics.modelspec import ModelSpec, load_model_spec
 from analytics.profile_io import TableArrays, write_profile
-from analytics.rowmap import ROW_MAPS
+from analytics.rowmap import ROW_MAPS, map_rows
 from analytics.sql import connect
 from autotune.errors import UserError
 from autotune.workload import DTYPE_BYTES, WorkloadProfile, load_profile
@@ -184,25 +184,13 @@ def analyze(
     try:
         con = connect(str(scratch), memory_limit, threads)
         try:
-            if reader.layout == "long":
-                chosen = None if not tables else tuple(dict.fromkeys(tables))
-                say(f"parsing {len(files)} file(s) ({fmt_resolved})")
-                loaded = reader.load(con, ())
+            chosen = None if reader.layout == "long" else _pick_tables(reader, con, tables, spec, where)
+            counted = _count_fast(reader, files, chosen, multi_sep, sample, seed, memory_limit, say)
+            if counted is not None:
+                lc, loaded, parser = counted
             else:
-                chosen = _pick_tables(reader, con, tables, spec, where)
-                say(f"parsing {len(files)} file(s) ({fmt_resolved}), {len(chosen)} table(s)")
-                loaded = reader.load(con, chosen)
-            if sample is not None:
-                con.execute(f"CREATE TEMP TABLE sampled AS SELECT * FROM {loaded.relation}")
-                loaded = readers.Loaded(
-                    "sampled", loaded.layout, loaded.varchar, loaded.rows_read, loaded.rows_skipped, loaded.skipped
-                )
-            say("counting look-ups per table")
-            if loaded.layout == "long":
-                lc = counting.count_long(con, loaded, chosen)
-            else:
-                assert chosen is not None
-                lc = counting.count_wide(con, loaded, chosen, multi_sep)
+                lc, loaded = _count_duckdb(con, reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say)
+                parser = "duckdb"
         finally:
             con.close()
         if lc.queries == 0 and sample is not None:
@@ -210,51 +198,125 @@ def analyze(
         if lc.queries == 0:
             raise UserError(f"{where}: the log holds no queries")
         say("computing statistics")
-        profiles, arrays = [], []
-        for tc in lc.tables:
-            ts = spec.get(tc.name) if spec else None
-            settings = TableSettings(
-                rows=ts.rows if ts else None,
-                dim=ts.dim if ts else dim,
-                dtype=ts.dtype if ts else dtype,
-                row_map=default_row_map(row_map, ts.rows if ts else None),
-            )
-            prof, rows = table_profile(
-                tc.name,
-                tc.ids,
-                tc.counts,
-                settings,
-                queries_total=lc.queries,
-                queries_with=tc.queries,
-                pooling_max=tc.pooling_max,
-                top_k=top_k,
+        settings = [_table_settings(tc.name, spec, dim, dtype, row_map) for tc in lc.tables]
+        # rows first (a bad row map fails here, before anything is written), then counts.parquet is
+        # written in the background while the statistics run
+        mapped = [map_rows(tc.ids, st.row_map, st.rows, tc.name) for tc, st in zip(lc.tables, settings, strict=True)]
+        arrays: list[TableArrays] = [
+            (tc.name, tc.ids, rows, tc.counts) for tc, (rows, _) in zip(lc.tables, mapped, strict=True)
+        ]
+
+        def build() -> WorkloadProfile:
+            profiles = [
+                table_profile(
+                    tc.name,
+                    tc.ids,
+                    tc.counts,
+                    st,
+                    queries_total=lc.queries,
+                    queries_with=tc.queries,
+                    pooling_max=tc.pooling_max,
+                    top_k=top_k,
+                    sample_fraction=sample,
+                    mapped=m,
+                )[0]
+                for tc, st, m in zip(lc.tables, settings, mapped, strict=True)
+            ]
+            return WorkloadProfile(
+                name=name,
+                queries=round(lc.queries / sample) if sample else lc.queries,
+                rows_read=loaded.rows_read,
+                rows_skipped=loaded.rows_skipped,
+                tables=tuple(profiles),
                 sample_fraction=sample,
+                source={
+                    "inputs": [str(f.path) for f in files],
+                    "format": fmt_resolved,
+                    "multi_sep": multi_sep,
+                    "parser": parser,
+                    "model": str(model) if model is not None else None,
+                    "row_map": row_map or "default",
+                    "sample": {"fraction": sample, "seed": seed, "queries_sampled": lc.queries} if sample else None,
+                    "autotune_version": autotune.__version__,
+                },
             )
-            profiles.append(prof)
-            arrays.append((tc.name, tc.ids, rows, tc.counts))
-        profile = WorkloadProfile(
-            name=name,
-            queries=round(lc.queries / sample) if sample else lc.queries,
-            rows_read=loaded.rows_read,
-            rows_skipped=loaded.rows_skipped,
-            tables=tuple(profiles),
-            sample_fraction=sample,
-            source={
-                "inputs": [str(f.path) for f in files],
-                "format": fmt_resolved,
-                "multi_sep": multi_sep,
-                "model": str(model) if model is not None else None,
-                "row_map": row_map or "default",
-                "sample": {"fraction": sample, "seed": seed, "queries_sampled": lc.queries} if sample else None,
-                "autotune_version": autotune.__version__,
-            },
-        )
+
         written: list[Path] = []
-        say(f"writing {out_dir}")
-        write_profile(out_dir, profile, arrays, _plotter(written, out_dir) if plots else None)
+        say(f"computing statistics, writing {out_dir}")
+        write_profile(out_dir, build, arrays, _plotter(written, out_dir) if plots else None)
         return AnalyzeResult(load_profile(out_dir), out_dir, loaded.skipped, tuple(written))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _table_settings(table: str, spec: ModelSpec | None, dim: int, dtype: str, row_map: str | None) -> TableSettings:
+    """Size and row map of one table: the model's figures where it has the table, else the defaults."""
+    ts = spec.get(table) if spec else None
+    return TableSettings(
+        rows=ts.rows if ts else None,
+        dim=ts.dim if ts else dim,
+        dtype=ts.dtype if ts else dtype,
+        row_map=default_row_map(row_map, ts.rows if ts else None),
+    )
+
+
+def _count_fast(
+    reader: readers.LogReader,
+    files: tuple[sources.LogFile, ...],
+    chosen: tuple[str, ...] | None,
+    multi_sep: str | None,
+    sample: float | None,
+    seed: int,
+    memory_limit: str,
+    say: Callable[[str], None],
+) -> tuple[counting.LogCounts, readers.Loaded, str] | None:
+    """Wide text logs that fit in memory: Polars' fast path (`analytics.fast_text`); None = use DuckDB."""
+    if not isinstance(reader, readers.TextWide) or chosen is None or not fast_text.fits(files, memory_limit):
+        return None
+    say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
+    fast = fast_text.count_text(
+        files,
+        reader.names,
+        chosen,
+        delimiter=reader.delimiter,
+        header=reader.header,
+        quote=reader.fmt == "csv",
+        multi_sep=multi_sep,
+        sample=sample,
+        seed=seed,
+    )
+    if fast is None:
+        return None
+    loaded = readers.Loaded("", "wide", frozenset(chosen), fast.rows_read, 0, ())
+    return fast.counts, loaded, "polars"
+
+
+def _count_duckdb(
+    con: Any,
+    reader: readers.LogReader,
+    files: tuple[sources.LogFile, ...],
+    fmt: str,
+    tables: Sequence[str] | None,
+    chosen: tuple[str, ...] | None,
+    multi_sep: str | None,
+    sample: float | None,
+    say: Callable[[str], None],
+) -> tuple[counting.LogCounts, readers.Loaded]:
+    """Parse into DuckDB (bounded memory, malformed rows skipped and located), then count per column."""
+    if chosen is None:  # long form: the tables are values of its `table` column
+        say(f"parsing {len(files)} file(s) ({fmt})")
+        loaded = reader.load(con, ())
+    else:
+        say(f"parsing {len(files)} file(s) ({fmt}), {len(chosen)} table(s)")
+        loaded = reader.load(con, chosen)
+    if sample is not None:
+        con.execute(f"CREATE TEMP TABLE sampled AS SELECT * FROM {loaded.relation}")
+        loaded = replace(loaded, relation="sampled")
+    say("counting look-ups per table")
+    if loaded.layout == "long":
+        return counting.count_long(con, loaded, None if not tables else tuple(dict.fromkeys(tables))), loaded
+    assert chosen is not None
+    return counting.count_wide(con, loaded, chosen, multi_sep), loaded
 
 
 def _plotter(written: list[Path], final: Path) -> Callable[[Path, WorkloadProfile], None]:

@@ -12,6 +12,7 @@ Layout of a profile directory:
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analytics.arrays import int64_array, repeat_string
 from analytics.build import TableSettings, table_profile
 from autotune.atomic import atomic_dir, write_json
 from autotune.errors import UserError
@@ -37,10 +39,10 @@ def counts_table(tables: list[TableArrays]) -> pa.Table:
     parts = [
         pa.table(
             [
-                pa.repeat(name, len(ids)).cast(pa.string()),
+                repeat_string(name, len(ids)),
                 ids.cast(pa.string()),
-                pa.array(rows, pa.int64()),
-                pa.array(counts, pa.int64()),
+                int64_array(rows),
+                int64_array(counts),
             ],
             schema=COUNTS_SCHEMA,
         )
@@ -49,19 +51,31 @@ def counts_table(tables: list[TableArrays]) -> pa.Table:
     return pa.concat_tables(parts) if parts else COUNTS_SCHEMA.empty_table()
 
 
+def write_counts(path: Path, tables: list[TableArrays]) -> None:
+    """Write counts.parquet (LZ4: about twice as fast to write as zstd, 1.7x larger)."""
+    pq.write_table(counts_table(tables), path, compression="lz4", use_dictionary=["table"])
+
+
 def write_profile(
     out_dir: Path,
-    profile: WorkloadProfile,
+    profile: WorkloadProfile | Callable[[], WorkloadProfile],
     tables: list[TableArrays],
     extras: Callable[[Path, WorkloadProfile], None] | None = None,
-) -> Path:
-    """Write profile.json and counts.parquet into `out_dir` atomically (all or nothing); `extras` adds files."""
-    with atomic_dir(out_dir) as tmp:
-        pq.write_table(counts_table(tables), tmp / COUNTS_FILE, compression="lz4", use_dictionary=["table"])
-        write_json(tmp / PROFILE_FILE, profile.to_dict())
+) -> WorkloadProfile:
+    """Write profile.json and counts.parquet into `out_dir` atomically (all or nothing); `extras` adds files.
+
+    `profile` may be a function computing it: counts.parquet is then written by a background thread while
+    it runs (Parquet encoding releases the GIL, so the statistics and the write share two cores). An
+    exception in either leaves nothing behind. Returns the profile written.
+    """
+    with atomic_dir(out_dir) as tmp, ThreadPoolExecutor(1) as pool:
+        written = pool.submit(write_counts, tmp / COUNTS_FILE, tables)
+        prof = profile() if callable(profile) else profile
+        written.result()
+        write_json(tmp / PROFILE_FILE, prof.to_dict())
         if extras is not None:
-            extras(tmp, profile)
-    return out_dir
+            extras(tmp, prof)
+    return prof
 
 
 def read_counts(profile_dir: Path) -> dict[str, tuple[pa.Array, np.ndarray]]:

@@ -55,6 +55,7 @@ class Loaded:
     rows_read: int  # log rows parsed and kept (before sampling)
     rows_skipped: int  # malformed rows skipped
     skipped: tuple[str, ...]  # the first few skipped rows as "file:line: reason"
+    lists: frozenset[str] = frozenset()  # list columns (Parquet list<int>/list<string>): each cell is a bag
 
 
 def reader_for(fmt: str, files: tuple[LogFile, ...], sniffed: Sniffed | None, opts: ReadOptions) -> LogReader:
@@ -223,8 +224,26 @@ def _parquet_union(files: tuple[LogFile, ...], cols: list[str], with_key: bool) 
     return "(" + " UNION ALL ".join(parts) + ")"
 
 
+def _is_numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _is_list_of_ids(t: pa.DataType) -> bool:
+    """list<int*> or list<string>: what a multi-hot look-up column holds (`autotune synth` writes these)."""
+    if not _is_list(t):
+        return False
+    v = t.value_type
+    return pa.types.is_integer(v) or pa.types.is_string(v) or pa.types.is_large_string(v)
+
+
 class ParquetWide(LogReader):
-    """Wide Parquet: one column per table; default tables are the non-numeric columns."""
+    """Wide Parquet: one column per table; default tables are the non-numeric columns and the list columns
+    of ids. A list column (list<int64>, list<string>) is a multi-hot bag per query: each element is a
+    look-up, null elements (and empty strings) are not; `--multi-sep` applies to string columns only."""
 
     def __init__(self, files: tuple[LogFile, ...], opts: ReadOptions) -> None:
         self.files, self.opts = files, opts
@@ -238,14 +257,9 @@ class ParquetWide(LogReader):
         return self.names
 
     def default_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+        """Non-numeric columns, and list columns of integers or strings (multi-hot bags of ids)."""
         s = self.schemas[0]
-        return tuple(
-            n
-            for n in self.names
-            if not (pa.types.is_integer(s.field(n).type) or pa.types.is_floating(s.field(n).type))
-            and not pa.types.is_boolean(s.field(n).type)
-            and not pa.types.is_decimal(s.field(n).type)
-        )
+        return tuple(n for n in self.names if _is_list_of_ids(s.field(n).type) or not _is_numeric(s.field(n).type))
 
     def load(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, ...]) -> Loaded:
         for f, s in zip(self.files, self.schemas, strict=True):
@@ -258,12 +272,15 @@ class ParquetWide(LogReader):
             raise UserError(f"cannot read the Parquet inputs ({_first_line(exc)})") from None
         if read == 0:
             raise UserError(f"{', '.join(str(f.path) for f in self.files)}: no data rows in the log")
+        types = {c: self.schemas[0].field(c).type for c in keep}
         varchar = frozenset(
             c
-            for c in keep
-            if pa.types.is_string(self.schemas[0].field(c).type)
-            or pa.types.is_large_string(self.schemas[0].field(c).type)
+            for c, t in types.items()
+            if pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or (_is_list(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type)))
         )
+        lists = frozenset(c for c, t in types.items() if _is_list(t))
         if self.opts.sample is None:
             rel = _parquet_union(self.files, list(keep), False)
         else:  # key = (file index << 40) + row number in the file
@@ -275,7 +292,7 @@ class ParquetWide(LogReader):
                 ]
             )
             rel = _sampled(con, _parquet_union(self.files, list(keep), True), list(keep), "__key", kept)
-        return Loaded(rel, "wide", varchar, read, 0, ())
+        return Loaded(rel, "wide", varchar, read, 0, (), lists)
 
 
 # --------------------------------------------------------------------------------------------------------

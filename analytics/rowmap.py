@@ -35,9 +35,20 @@ def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
     starts = offsets[:-1]
     lengths = offsets[1:] - starts
     h = np.full(n, FNV_OFFSET, dtype=np.uint64)
-    longest = int(lengths.max()) if n else 0
+    if n == 0:
+        return h
+    shortest, longest = int(lengths.min()), int(lengths.max())
+    if shortest == longest:  # equal lengths (hashed hex ids): the bytes form an (n, length) matrix
+        mat = data[offsets[0] : offsets[0] + n * longest].reshape(n, longest)
+        for j in range(longest):
+            np.bitwise_xor(h, mat[:, j], out=h, casting="unsafe")
+            np.multiply(h, FNV_PRIME, out=h)  # wraps mod 2^64
+        return h
+    for j in range(shortest):  # every string has a byte at position j
+        np.bitwise_xor(h, data[starts + j], out=h, casting="unsafe")
+        np.multiply(h, FNV_PRIME, out=h)
     active = np.arange(n)
-    for j in range(longest):
+    for j in range(shortest, longest):
         active = active[lengths[active] > j]  # strings still having a byte at position j
         h[active] = (h[active] ^ data[starts[active] + j].astype(np.uint64)) * FNV_PRIME  # wraps mod 2^64
     return h

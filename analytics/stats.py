@@ -19,7 +19,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
+from analytics.arrays import int64_array
 from autotune.workload import COVERAGE_PERCENTS, N_BUCKETS, REUSE_BINS
 
 #: Grid points per octave of the rank curve (H = round(2^(k / 4))).
@@ -48,9 +50,48 @@ class CountStats:
     reuse_accesses: tuple[float, ...]
 
 
+#: `count_histogram` bins by `np.bincount` while the largest count is at most this many times the number
+#: of ids (plus a constant); beyond it (a few ids read billions of times) it sorts instead.
+BINCOUNT_SPAN = 64
+
+
+@dataclass(frozen=True)
+class CountHistogram:
+    """How many ids have each count: `values` ascending and distinct, `mult[i]` ids seen `values[i]` times.
+
+    It is the sort of the counts in compressed form: hottest-first counts are `values` repeated `mult`
+    times, in reverse; every figure below derives from it (one O(ids) pass instead of a sort per figure).
+    """
+
+    values: np.ndarray  # int64, ascending, distinct
+    mult: np.ndarray  # int64, > 0
+
+    def desc(self) -> np.ndarray:
+        """Every id's count, hottest first."""
+        return np.repeat(self.values[::-1], self.mult[::-1])
+
+
+def count_histogram(counts: np.ndarray) -> CountHistogram:
+    """The histogram of the counts: `np.bincount` when the counts are small, else one sort."""
+    c = np.asarray(counts, dtype=np.int64)
+    if len(c) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return CountHistogram(empty, empty)
+    if c.min() < 0:
+        raise ValueError("counts must be >= 0")
+    top = int(c.max())
+    if top <= BINCOUNT_SPAN * len(c) + (1 << 16):
+        binned = np.bincount(c, minlength=top + 1)
+        values = np.flatnonzero(binned)
+        return CountHistogram(values.astype(np.int64), binned[values].astype(np.int64))
+    srt = np.sort(c)
+    starts = np.concatenate([[0], np.flatnonzero(srt[1:] != srt[:-1]) + 1])
+    return CountHistogram(srt[starts], np.diff(np.append(starts, len(srt))).astype(np.int64))
+
+
 def sorted_desc(counts: np.ndarray) -> np.ndarray:
     """Counts sorted hottest first, as int64."""
-    return np.sort(np.asarray(counts, dtype=np.int64))[::-1]
+    return count_histogram(counts).desc()
 
 
 def hottest_count(distinct: int, percent: str) -> int:
@@ -99,17 +140,21 @@ def unique_curve(counts: np.ndarray, max_log2: int = UNIQUE_MAX_LOG2) -> tuple[t
     E[distinct] = sum_i 1 - (1 - p_i)^n = -sum_i expm1(n log1p(-p_i)), evaluated once per distinct count
     value (ids with equal counts contribute equally), so the cost is (grid points x distinct count values).
     """
-    c = np.asarray(counts, dtype=np.int64)
-    total = int(c.sum())
+    return _unique_curve(count_histogram(counts), max_log2)
+
+
+def _unique_curve(hist: CountHistogram, max_log2: int = UNIQUE_MAX_LOG2) -> tuple[tuple[int, float], ...]:
+    values, mult = hist.values, hist.mult
+    total = int(values @ mult)
+    distinct = int(mult.sum())
     ns = 2 ** np.arange(0, max_log2 + 1, dtype=np.int64)
     if total == 0:
         return tuple((int(n), 0.0) for n in ns)
-    values, mult = np.unique(c, return_counts=True)
     p = values / total
     with np.errstate(divide="ignore"):
         lg = np.log1p(-p)  # -inf where p == 1 (a single id): expm1(-inf) = -1, i.e. always seen
     expected = -(np.expm1(np.outer(ns.astype(float), lg)) @ mult.astype(float))
-    expected = np.minimum(expected, np.minimum(ns, len(c)))  # rounding can only overshoot these bounds
+    expected = np.minimum(expected, np.minimum(ns, distinct))  # rounding can only overshoot these bounds
     return tuple((int(n), float(e)) for n, e in zip(ns, expected, strict=True))
 
 
@@ -122,13 +167,17 @@ def reuse_bin(counts: np.ndarray) -> np.ndarray:
 
 def reuse_histograms(counts: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(share of distinct ids, share of accesses) per reuse bin."""
-    c = np.asarray(counts, dtype=np.int64)
-    if len(c) == 0:
+    return _reuse_histograms(count_histogram(counts))
+
+
+def _reuse_histograms(hist: CountHistogram) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    values, mult = hist.values, hist.mult
+    if len(values) == 0:
         zero = (0.0,) * REUSE_BINS
         return zero, zero
-    b = reuse_bin(c)
-    ids = np.bincount(b, minlength=REUSE_BINS) / len(c)
-    acc = np.bincount(b, weights=c.astype(float), minlength=REUSE_BINS) / c.sum()
+    b = reuse_bin(values)
+    ids = np.bincount(b, weights=mult.astype(float), minlength=REUSE_BINS) / mult.sum()
+    acc = np.bincount(b, weights=(values * mult).astype(float), minlength=REUSE_BINS) / (values @ mult)
     return tuple(float(x) for x in ids), tuple(float(x) for x in acc)
 
 
@@ -176,10 +225,11 @@ def zipf_alpha(desc: np.ndarray) -> float:
 
 
 def count_stats(counts: np.ndarray) -> CountStats:
-    """Every frequency figure of a table from its per-id counts (any order)."""
-    desc = sorted_desc(counts)
+    """Every frequency figure of a table from its per-id counts (any order), from one count histogram."""
+    hist = count_histogram(counts)
+    desc = hist.desc()
     total = int(desc.sum())
-    reuse_rows, reuse_acc = reuse_histograms(desc)
+    reuse_rows, reuse_acc = _reuse_histograms(hist)
     return CountStats(
         accesses=total,
         distinct=len(desc),
@@ -187,7 +237,7 @@ def count_stats(counts: np.ndarray) -> CountStats:
         zipf_alpha=zipf_alpha(desc),
         coverage=coverage(desc),
         rank_curve=rank_curve(desc),
-        unique_curve=unique_curve(desc),
+        unique_curve=_unique_curve(hist),
         reuse_rows=reuse_rows,
         reuse_accesses=reuse_acc,
     )
@@ -205,7 +255,7 @@ def hot_ids(ids: Any, counts: np.ndarray, k: int) -> tuple[tuple[str, int], ...]
     k = min(k, len(c))
     kth = np.partition(c, len(c) - k)[len(c) - k]
     cand = np.flatnonzero(c >= kth)  # every id reaching the k-th largest count: boundary ties included
-    sub = ids.take(cand) if hasattr(ids, "take") else [ids[i] for i in cand]
+    sub = ids.take(int64_array(cand)) if isinstance(ids, (pa.Array, pa.ChunkedArray)) else [ids[i] for i in cand]
     names = sub.to_pylist() if hasattr(sub, "to_pylist") else list(sub)
     order = sorted(range(len(cand)), key=lambda j: (-int(c[cand[j]]), str(names[j])))
     return tuple((str(names[j]), int(c[cand[j]])) for j in order[:k])

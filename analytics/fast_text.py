@@ -15,8 +15,9 @@ When the fast path applies:
   a short line with nulls, silently (and reads a blank line as a row of nulls). So one more column
   (EXTRA, past the last) is read: a long line fills it. And the separators of the text are counted (numpy
   over the bytes, about 0.15 s per 500 MB): they must be (fields - 1) x lines, which a short line breaks.
-  Residual blind spot: long lines whose extra fields are all empty (trailing separators) exactly
-  balancing short lines in the same file; DuckDB would skip both, the fast path reads both as rows.
+  Residual blind spot: lines with extra empty trailing fields (which DuckDB accepts as rows) exactly
+  balancing the separators missing from short lines in the same file: DuckDB skips the short lines, the
+  fast path reads them as rows padded with nulls.
   CSV holding a quote character is left to DuckDB (a quoted comma would break the count). Any mismatch
   or parse error returns None: DuckDB then skips, counts and locates the malformed lines (and `--strict`
   stops at the first one).

@@ -160,3 +160,51 @@ def test_model_spec_shapes(tmp_path):
     bad.write_text('{"tables": [{"name": "u", "rows": 10, "dtype": "float64"}]}')
     with pytest.raises(UserError, match=r"bad\.json: table 'u': field 'dtype'"):
         load_model_spec(bad)
+
+
+def test_count_histogram_both_branches_match_counter():
+    from collections import Counter
+
+    rng = np.random.default_rng(1)
+    small = rng.integers(1, 50, 5000)
+    huge = np.concatenate([small, [10**12]])  # past BINCOUNT_SPAN: the sort branch
+    for counts in (small, huge, np.array([3]), np.array([2, 2, 2])):
+        h = stats.count_histogram(counts)
+        ref = sorted(Counter(counts.tolist()).items())
+        assert list(zip(h.values.tolist(), h.mult.tolist(), strict=True)) == ref
+        assert h.desc().tolist() == sorted(counts.tolist(), reverse=True)
+    empty = stats.count_histogram(np.zeros(0, dtype=np.int64))
+    assert len(empty.values) == 0 and len(empty.desc()) == 0
+    # the figures built on the histogram equal their direct definitions (sorted list, plain sums)
+    ids, acc = stats.reuse_histograms(huge)
+    assert ids[16] == pytest.approx(1 / len(huge)) and acc[16] == pytest.approx(10**12 / huge.sum())
+
+
+def test_distinct_rows_and_fnv_fast_paths():
+    from analytics.build import distinct_rows
+
+    rows = np.array([5, 3, 5, 0, 3, 9])
+    assert distinct_rows(rows) == len(set(rows.tolist())) == 4
+    assert distinct_rows(np.zeros(0, dtype=np.int64)) == 0
+
+    def fnv(s: str) -> int:
+        h = 0xCBF29CE484222325
+        for b in s.encode():
+            h = ((h ^ b) * 0x100000001B3) % 2**64
+        return h
+
+    same_len = ["56e205fb", "862cdb1e", "00000000"]  # Criteo-style: the (n, 8) byte-matrix path
+    mixed = ["ab", "abcdef", "", "é", "abc"]  # shortest-prefix then ragged tail
+    for ids in (same_len, mixed):
+        assert fnv1a64(ids).tolist() == [fnv(s) for s in ids]
+        sliced = pa.array(["pad", *ids], pa.string()).slice(1)  # a non-zero array offset
+        assert fnv1a64(sliced).tolist() == [fnv(s) for s in ids]
+
+
+def test_arrow_helpers_round_trip():
+    from analytics.arrays import int64_array, repeat_string
+
+    a = int64_array(np.array([3, -1, 7], dtype=np.int32))
+    assert a.type == pa.int64() and a.to_pylist() == [3, -1, 7]
+    assert repeat_string("C1", 3).to_pylist() == ["C1", "C1", "C1"]
+    assert repeat_string("", 2).to_pylist() == ["", ""] and len(repeat_string("x", 0)) == 0

@@ -34,61 +34,91 @@ def assign(
     With `track` False, memory is ignored.
     """
     P = n_cores
-    placements: list[np.ndarray | None] = list(fixed)
+    placements: list[np.ndarray | None] = [None if pl is None else pl.ravel() for pl in fixed]
     track = track and any(c.needs_memory for c in costs)
     loads = np.zeros(P)
     # bytes each core keeps across batches, in the one memory that keeps them (strategies.kept_slot)
     kept = np.zeros(P) if track else None
     cap = cap_resident if slot == 0 else cap_staging
-    for i, pl in enumerate(fixed):
-        if pl is None:
-            continue
-        c = costs[i]
-        cores = pl.ravel()
-        placements[i] = cores
-        np.add.at(loads, cores, c.task_time_s)
-        if kept is not None:
-            np.add.at(kept, cores, c.task_memory[slot])
+    todo = _longest_first(costs, fixed)
+    if len(todo) < len(costs):
+        _load_fixed(costs, fixed, loads, kept, slot)
     kept_bound = float(kept.max()) if kept is not None else 0.0
     every = np.arange(P, dtype=np.intp)
-    slowest = [-c.max_time_s for c in costs]
-    todo = sorted((i for i in range(len(costs)) if fixed[i] is None), key=slowest.__getitem__)
     for i in todo:
         c = costs[i]
-        r, k = c.replicas, c.shards
-        need = r * k
-        check = kept is not None and c.needs_memory
-        if need == P and k == 1 and not check:
-            placements[i] = every  # the same time on every core: the order does not change
-            loads += c.max_time_s
+        need = c.replicas * c.shards
+        if kept is None or not c.needs_memory:
+            # memory plays no part: the least-loaded cores take the table's tasks, slowest task first
+            if need == 1:
+                core = int(loads.argmin())
+                loads[core] += c.max_time_s
+                placements[i] = every[core : core + 1]
+            elif need == P and c.shards == 1:
+                loads += c.max_time_s  # the same time on every core: the order does not change
+                placements[i] = every
+            elif need < P:
+                order = loads.argsort()[:need]
+                loads[order] += c.task_desc_time_s
+                placements[i] = order
+            else:
+                placements[i] = _place_wide(loads, loads, None, c, need)
             continue
-        if need == 1 and not check:
-            core = int(loads.argmin())
-            loads[core] += c.max_time_s
-            placements[i] = np.array([core], dtype=np.intp)
-            continue
-        if check and kept_bound + c.kept_need > cap:
+        if kept_bound + c.kept_need > cap:
             # room for the bytes a task keeps plus its own transient need; cores without room go last: they
             # are used only when nothing else is left (the model then reports the overflow)
             key = loads + (kept + c.kept_need > cap) * 1e30
         else:  # every core has room (kept_bound bounds the most any core keeps): load alone decides
             key = loads
-        order = key.argsort()[:need]
-        if need > P:  # more tasks than cores: infeasible, reported by the model; wrap around
-            order = np.resize(order, need)
-        # tasks slowest first (shard order c.desc, each shard's r replicas together) onto cores least loaded first
-        placements[i] = order
-        if need <= P:  # distinct cores: a plain fancy-index update is exact
+        if need < P:
+            order = key.argsort()[:need]
             loads[order] += c.task_desc_time_s
-            if check:
-                kept[order] += c.task_desc_kept
-                kept_bound += c.kept_max
+            kept[order] += c.task_desc_kept
+            kept_bound += c.kept_max
+            placements[i] = order
         else:
-            np.add.at(loads, order, c.task_desc_time_s)
-            if check:
-                np.add.at(kept, order, c.task_desc_kept)
-                kept_bound += c.kept_max * need
+            placements[i] = _place_wide(key, loads, kept, c, need)
+            kept_bound += c.kept_max * (need if need > P else 1)
     return placements  # type: ignore[return-value]
+
+
+def _longest_first(costs: Sequence[TableCost], fixed: Sequence[np.ndarray | None]) -> list[int]:
+    """Tables without a placement, slowest task first (ties keep mapping order): the LPT order."""
+    slowest = [c.max_time_s for c in costs]
+    return [i for i in sorted(range(len(costs)), key=slowest.__getitem__, reverse=True) if fixed[i] is None]
+
+
+def _load_fixed(
+    costs: Sequence[TableCost],
+    fixed: Sequence[np.ndarray | None],
+    loads: np.ndarray,
+    kept: np.ndarray | None,
+    slot: int,
+) -> None:
+    """Add the time (and kept bytes) of the explicitly placed tables to their cores."""
+    for c, pl in zip(costs, fixed, strict=True):
+        if pl is None:
+            continue
+        cores = pl.ravel()
+        np.add.at(loads, cores, c.task_time_s)
+        if kept is not None:
+            np.add.at(kept, cores, c.task_memory[slot])
+
+
+def _place_wide(key: np.ndarray, loads: np.ndarray, kept: np.ndarray | None, c: TableCost, need: int) -> np.ndarray:
+    """Place a table with as many tasks as cores or more (more is infeasible, reported by the model: the tasks
+    wrap around the cores)."""
+    order = key.argsort()[:need]
+    if need > len(loads):
+        order = np.resize(order, need)
+        np.add.at(loads, order, c.task_desc_time_s)
+        if kept is not None:
+            np.add.at(kept, order, c.task_desc_kept)
+    else:  # distinct cores: a plain fancy-index update is exact
+        loads[order] += c.task_desc_time_s
+        if kept is not None:
+            kept[order] += c.task_desc_kept
+    return order
 
 
 def placement_array(cost: TableCost, cores: np.ndarray, explicit: bool) -> np.ndarray:

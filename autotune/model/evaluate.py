@@ -10,6 +10,7 @@ Both entry points run the same `_solve`, so they agree exactly; a mapping saved 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -132,7 +133,12 @@ class _Solution:
     memory: np.ndarray | None  # per core bytes (only when computed)
 
 
+#: A table mapping's name and knobs as written, the key of the context's cost cache on the fast path.
+_RAW_KEY = attrgetter("name", "replicas", "shards", "sharding", "strategy", "hot_rows", "dedup", "chunk_bytes")
+
+
 def _key(t: int, tm: TableMapping) -> tuple:
+    """The knobs that determine a table's cost: hot rows count only for GM, chunk bytes only for *-UB."""
     code = STRATEGY_CODE.get(tm.strategy)
     if code is None:
         raise UserError(f"table {tm.name!r}: strategy {tm.strategy!r} is not one of GM, L1, GM-UB, L1-UB")
@@ -142,48 +148,66 @@ def _key(t: int, tm: TableMapping) -> tuple:
 
 
 def table_costs_for(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list[TableCost]:
-    """Costs of every table of a mapping, from the context's cache; misses are costed in one vectorised pass."""
+    """Costs of every table of a mapping, from the context's cache; misses are costed in one vectorised pass.
+
+    The cache holds each cost under two keys: the table's knobs as written (name first), looked up for all
+    tables at once without any per-table Python work, and the knobs that matter (table index first), so
+    mappings that differ only in ignored knobs share one costing.
+    """
+    cache = ctx.cost_cache
+    raw = list(map(_RAW_KEY, tables))
+    out: list[TableCost | None] = list(map(cache.get, raw))
+    if None in out:
+        _cost_missing(ctx, tables, raw, out)
+    if len(tables) != len(ctx.tables) or len({key[0] for key in raw}) != len(tables):
+        raise UserError(f"mapping: must map every table of profile {ctx.profile.name!r} exactly once")
+    return out  # type: ignore[return-value]
+
+
+def _cost_missing(ctx: ModelContext, tables: tuple[TableMapping, ...], raw: list[tuple], out: list) -> None:
+    """Fill the cache misses in `out`: validate their names and knobs, cost the new ones in one pass."""
     cache, index = ctx.cost_cache, ctx.index
-    out: list[TableCost | None] = []
     missing: list[tuple[int, tuple]] = []
-    seen = set()
     for j, tm in enumerate(tables):
+        if out[j] is not None:
+            continue
         t = index.get(tm.name)
         if t is None:
             raise UserError(f"mapping: table {tm.name!r} is not in profile {ctx.profile.name!r}")
-        seen.add(t)
         key = _key(t, tm)
         c = cache.get(key)
         if c is None:
             missing.append((j, key))
-        out.append(c)
-    if len(seen) != len(ctx.tables) or len(tables) != len(ctx.tables):
-        raise UserError(f"mapping: must map every table of profile {ctx.profile.name!r} exactly once")
-    if missing:
-        if len(cache) > _CACHE_LIMIT:
-            cache.clear()
-        fresh = table_costs(ctx, [(key[0], key[1:]) for _, key in missing])
-        for (j, key), c in zip(missing, fresh, strict=True):
-            cache[key] = c
-            out[j] = c
-    return out  # type: ignore[return-value]
+        else:
+            cache[raw[j]] = out[j] = c
+    if not missing:
+        return
+    if len(cache) > _CACHE_LIMIT:
+        cache.clear()
+    fresh = table_costs(ctx, [(key[0], key[1:]) for _, key in missing])
+    for (j, key), c in zip(missing, fresh, strict=True):
+        cache[key] = cache[raw[j]] = out[j] = c
+
+
+def _fixed_placements(tables: tuple[TableMapping, ...], P: int) -> tuple[list[np.ndarray | None], list[bool]]:
+    """The explicit placement of each table (None where the model assigns), and whether each was given."""
+    if all(tm.placement is None for tm in tables):
+        return [None] * len(tables), [False] * len(tables)
+    fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
+    for tm, pl in zip(tables, fixed, strict=True):
+        if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
+            raise UserError(
+                f"mapping: table {tm.name!r}: placement must be {tm.replicas} x {tm.shards} core ids in 0..{P - 1}"
+            )
+    return fixed, [pl is not None for pl in fixed]
 
 
 def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -> _Solution:
     tables = mapping.tables
     costs = table_costs_for(ctx, tables)
     P = ctx.n_cores
-    T = len(tables)
-    if any(tm.placement is not None for tm in tables):
-        fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
-        for tm, pl in zip(tables, fixed, strict=True):
-            if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
-                raise UserError(
-                    f"mapping: table {tm.name!r}: placement must be {tm.replicas} x {tm.shards} core ids in 0..{P - 1}"
-                )
-        given = [pl is not None for pl in fixed]
-    else:
-        fixed, given = [None] * T, [False] * T
+    fixed, given = _fixed_placements(tables, P)
+    placed = any(given)
     roles = ctx.roles
     cap_stg = float(roles.staging.capacity_bytes)
     cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
@@ -191,7 +215,10 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     # Tasks of an assigned table are in slowest-first order, of a placed table in replica-major order; every
     # core runs at most one task of a table, so per-core sums (in table order) do not depend on which.
     cores = np.concatenate(task_cores)
-    times = np.concatenate([c.task_time_s if g else c.task_desc_time_s for c, g in zip(costs, given, strict=True)])
+    if placed:
+        times = np.concatenate([c.task_time_s if g else c.task_desc_time_s for c, g in zip(costs, given, strict=True)])
+    else:
+        times = np.concatenate([c.task_desc_time_s for c in costs])
     core_time = np.bincount(cores, weights=times, minlength=P)
     busiest = float(core_time.max())
 
@@ -215,10 +242,20 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
 
     memory = None
     # Unless a task keeps data on-chip, every task fits alone (table_costs checked) and no core overflows.
-    if needs_memory and _kept_overflow(ctx, costs, given, cores) > 0:
-        memory, over, what = _core_memory(ctx, costs, given, cores, cap_res, cap_stg)
-        excess = max(excess, over)  # a core's overflow includes that of the tasks on it
-        reason = reason or what
+    if needs_memory:
+        slot = kept_slot(ctx)
+        used = _kept_usage(ctx, costs, given if placed else None, cores, slot)
+        over_core = np.maximum(used - (cap_res if slot == 0 else cap_stg), 0.0)
+        if over_core.any():
+            if reason is None:
+                # every task fits alone, so only the memory that keeps data can overflow: this is the whole
+                # overflow, the figure `_core_memory` gives (its other memory adds exact zeros)
+                core = int(over_core.argmax())
+                excess = max(excess, float(over_core.sum()))
+                reason = _overflow_sentence(ctx, core, float(used[core]), slot)
+            else:
+                memory, over, _ = _core_memory(ctx, costs, given, cores, cap_res, cap_stg)
+                excess = max(excess, over)  # a core's overflow includes that of the tasks on it
     if stored > hw.gm_capacity_bytes:
         excess += stored - hw.gm_capacity_bytes
         reason = reason or (
@@ -244,20 +281,36 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     )
 
 
-def _kept_overflow(ctx: ModelContext, costs: list[TableCost], given: list[bool], cores: np.ndarray) -> float:
-    """Bytes beyond capacity, summed over cores, in the memory that keeps data across batches (the only
-    memory that can overflow once each task fits alone: the other holds one task's transient data at a time)."""
-    slot = kept_slot(ctx)
-    kept = np.concatenate([c.task_memory[slot] if g else c.task_desc_kept for c, g in zip(costs, given, strict=True)])
-    tr = np.concatenate(
-        [c.task_memory[slot + 2] if g else c.task_desc_memory[slot + 2] for c, g in zip(costs, given, strict=True)]
-    )
+def _kept_usage(
+    ctx: ModelContext, costs: list[TableCost], given: list[bool] | None, cores: np.ndarray, slot: int
+) -> np.ndarray:
+    """Bytes each core needs in the memory that keeps data across batches (the only memory that can overflow
+    once each task fits alone: the other holds one task's transient data at a time): what its tasks keep plus
+    the largest transient need among them. `given` None: no table has an explicit placement."""
+    if given is None:
+        kept = np.concatenate([c.task_desc_kept for c in costs])
+        tr = np.concatenate([c.task_desc_transient for c in costs])
+    else:
+        kept = np.concatenate(
+            [c.task_memory[slot] if g else c.task_desc_kept for c, g in zip(costs, given, strict=True)]
+        )
+        tr = np.concatenate(
+            [c.task_memory[slot + 2] if g else c.task_desc_transient for c, g in zip(costs, given, strict=True)]
+        )
     P = ctx.n_cores
     peak = np.zeros(P)
     np.maximum.at(peak, cores, tr)
+    return np.bincount(cores, weights=kept, minlength=P) + peak
+
+
+def _overflow_sentence(ctx: ModelContext, core: int, used: float, slot: int) -> str:
+    """Why the mapping does not fit: the core that overflows most and the memory it overflows."""
     roles = ctx.roles
-    cap = roles.resident.capacity_bytes if slot == 0 else roles.staging.capacity_bytes  # type: ignore[union-attr]
-    return float(np.maximum(np.bincount(cores, weights=kept, minlength=P) + peak - cap, 0.0).sum())
+    mem = roles.resident if slot == 0 else roles.staging
+    return (
+        f"core {core} needs {fmt_bytes(used)} of {mem.name} for the data its tasks keep on-chip, "  # type: ignore[union-attr]
+        f"it has {fmt_bytes(mem.capacity_bytes)}"  # type: ignore[union-attr]
+    )
 
 
 def _core_memory(
@@ -280,15 +333,9 @@ def _core_memory(
     over = float(over_r.sum() + over_s.sum())
     what = None
     if over > 0:
-        roles = ctx.roles
-        if over_s.max() >= over_r.max():
-            c, mem, used = int(over_s.argmax()), roles.staging, used_s
-        else:
-            c, mem, used = int(over_r.argmax()), roles.resident, used_r
-        what = (
-            f"core {c} needs {fmt_bytes(used[c])} of {mem.name} for the data its tasks keep on-chip, "  # type: ignore[union-attr]
-            f"it has {fmt_bytes(mem.capacity_bytes)}"  # type: ignore[union-attr]
-        )
+        slot, over_m, used_m = (1, over_s, used_s) if over_s.max() >= over_r.max() else (0, over_r, used_r)
+        core = int(over_m.argmax())
+        what = _overflow_sentence(ctx, core, float(used_m[core]), slot)
     return used_r + used_s, over, what
 
 

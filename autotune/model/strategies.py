@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -36,14 +37,20 @@ BOUNDS = ("latency", "bandwidth", "compute", "overhead")
 
 @dataclass(frozen=True, eq=False)
 class TableCost:
-    """The cost and footprint of every task of one table under one set of knobs (replica-major task order)."""
+    """The cost and footprint of every task of one table under one set of knobs.
+
+    Tasks come in two orders: replica-major (task i = replica i // k, shard i % k), the order of an explicit
+    placement, and slowest first (shards by decreasing time, a shard's r replicas together), the order the
+    assignment places them in. The fields the search's fast path reads (`evaluate.score`) are computed for
+    every table at once when it is costed; the rest, used only by `predict` and explicit placements, are
+    derived on first use (cached properties), so costing a new table stays cheap.
+    """
 
     table: int
     knobs: tuple
     replicas: int
     shards: int
     shard_time_s: np.ndarray  # (k,) time of one task of each shard
-    task_time_s: np.ndarray  # (r*k,) task i = (replica i // k, shard i % k)
     parts_s: np.ndarray  # (4, k) seconds per shard task bound by latency, bandwidth, compute, overhead
     kept_resident: np.ndarray  # (k,) bytes kept across batches in the resident memory (distinct from staging)
     kept_staging: np.ndarray  # (k,) bytes kept across batches in the staging memory
@@ -54,18 +61,50 @@ class TableCost:
     merge_bytes: float  # bytes written and read back to merge the shards' partial pooled vectors (0 if one shard)
     stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
     max_time_s: float
-    desc: tuple[int, ...]  # shards, slowest first
-    task_shard_desc: np.ndarray  # (r*k,) shard of each task, slowest shards first, a shard's replicas together
-    task_replica_desc: np.ndarray  # (r*k,) replica of each of those tasks
-    task_desc_time_s: np.ndarray  # (r*k,) their times
-    task_memory: np.ndarray  # (4, r*k) kept_resident, kept_staging, transient_resident, transient_staging per task
-    task_desc_memory: np.ndarray  # (4, r*k) the same for the tasks in slowest-first order
+    shard_desc: np.ndarray  # (k,) shards, slowest first (stable: equal times keep shard order)
+    task_desc_time_s: np.ndarray  # (r*k,) task times, slowest first
     kept_need: float  # largest kept + transient bytes of one task in the memory that keeps data (see `kept_slot`)
     task_desc_kept: np.ndarray  # (r*k,) bytes each task (slowest first) keeps in that memory
+    task_desc_transient: np.ndarray  # (r*k,) bytes each task (slowest first) holds there during the task only
     kept_max: float  # the most one task keeps there
     needs_memory: bool  # whether any bytes are kept across batches (assignment must check capacities)
     reason: str | None  # why these knobs cannot run on this chip (None: they can)
     excess_bytes: float  # by how much a single task overflows a memory (0 when it fits)
+
+    @cached_property
+    def desc(self) -> tuple[int, ...]:
+        """Shards, slowest first."""
+        return tuple(int(i) for i in self.shard_desc)
+
+    @cached_property
+    def task_time_s(self) -> np.ndarray:
+        """(r*k,) time of every task, replica-major."""
+        return np.tile(self.shard_time_s, self.replicas)
+
+    @cached_property
+    def task_shard_desc(self) -> np.ndarray:
+        """(r*k,) shard of each task, slowest first."""
+        return np.repeat(self.shard_desc, self.replicas)
+
+    @cached_property
+    def task_replica_desc(self) -> np.ndarray:
+        """(r*k,) replica of each task, slowest first."""
+        return np.tile(np.arange(self.replicas), self.shards)
+
+    @cached_property
+    def shard_memory(self) -> np.ndarray:
+        """(4, k) kept_resident, kept_staging, transient_resident, transient_staging per shard."""
+        return np.stack([self.kept_resident, self.kept_staging, self.transient_resident, self.transient_staging])
+
+    @cached_property
+    def task_memory(self) -> np.ndarray:
+        """(4, r*k) the four footprints of every task, replica-major."""
+        return np.tile(self.shard_memory, (1, self.replicas))
+
+    @cached_property
+    def task_desc_memory(self) -> np.ndarray:
+        """(4, r*k) the four footprints of every task, slowest first."""
+        return self.shard_memory[:, self.task_shard_desc]
 
 
 def fmt_bytes(n: float) -> str:
@@ -252,66 +291,88 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
 
 
 def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list[TableCost]:
-    """Cost every (table index, knobs) entry in one vectorised pass over all their shards."""
+    """Cost every (table index, knobs) entry in one vectorised pass over all their shards.
+
+    Per-table reductions (slowest first order, sums, maxima) run once per (replicas, shards) shape over all
+    entries of that shape as 2-D arrays, so the work per entry is building its record. Row sums of a 2-D
+    array add in the same order as the sum of each row alone, so the figures equal a per-table loop's.
+    """
     if not entries:
         return []
     a_ = shard_arrays(ctx, entries)
     time_s, parts = a_["time_s"], a_["parts_s"]
     kept_res, tr_res, kept_stg, tr_stg = a_["kept_res"], a_["tr_res"], a_["kept_stg"], a_["tr_stg"]
-    gm_bytes_s, l2_bytes_s = a_["gm_bytes"], a_["l2_bytes"]
-    acc_room, dim, touched = a_["acc_room"], a_["dim"], a_["touched"]
     r_e, k_e, bal_e, starts = a_["replicas"], a_["shards"], a_["balanced"], a_["starts"]
-    B = float(ctx.batch_size)
     slot = kept_slot(ctx)
-    results = []
-    ends = starts + k_e
-    for e, (ti, knobs) in enumerate(entries):
-        a, b = starts[e], ends[e]
-        re, ke = int(r_e[e]), int(k_e[e])
-        st = time_s[a:b]
-        reason, excess = _infeasible(
-            ctx, ti, knobs, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b], acc_room[a], dim[a]
-        )
-        tp = ctx.tables[ti]
-        desc = np.argsort(-st, kind="stable")
-        mem4 = np.stack([kept_res[a:b], kept_stg[a:b], tr_res[a:b], tr_stg[a:b]])
-        shard_desc = np.repeat(desc, re)
-        # each shard writes a partial pooled vector for every query it touched; the merge reads them back
-        merge = 2.0 * B * tp.dim * ACC_BYTES * float(touched[a:b].sum()) if ke > 1 else 0.0
-        stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
-        results.append(
-            TableCost(
+    kept, transient = (kept_res, tr_res) if slot == 0 else (kept_stg, tr_stg)
+    keeps = (kept_res != 0) | (kept_stg != 0)
+    B = float(ctx.batch_size)
+    results: list[TableCost | None] = [None] * len(entries)
+    shapes = r_e.astype(np.intp) * (int(k_e.max()) + 1) + k_e  # one code per (replicas, shards)
+    for code in np.unique(shapes).tolist():
+        sel = np.flatnonzero(shapes == code)
+        r, k = int(r_e[sel[0]]), int(k_e[sel[0]])
+        shard = starts[sel][:, None] + np.arange(k)  # (entries, k) index of each shard in the arrays
+        st = time_s[shard]
+        order = np.argsort(-st, axis=1, kind="stable")
+        task = np.repeat(np.take_along_axis(shard, order, axis=1), r, axis=1)  # (entries, r*k) slowest first
+        desc_time, desc_kept, desc_tr = time_s[task], kept[task], transient[task]
+        max_time = st.max(axis=1).tolist()
+        gm = (a_["gm_bytes"][shard].sum(axis=1) * r).tolist()
+        l2 = (a_["l2_bytes"][shard].sum(axis=1) * r).tolist()
+        touched = a_["touched"][shard].sum(axis=1).tolist()
+        need = (kept + transient)[shard].max(axis=1).tolist()
+        most = kept[shard].max(axis=1).tolist()
+        any_kept = keeps[shard].any(axis=1).tolist()
+        fits = a_["fits"][shard].all(axis=1).tolist()
+        for j, e in enumerate(sel.tolist()):
+            ti, knobs = entries[e]
+            a, b = int(starts[e]), int(starts[e]) + k
+            if fits[j]:
+                reason, excess = None, 0.0
+            else:
+                reason, excess = _infeasible(
+                    ctx,
+                    ti,
+                    knobs,
+                    kept_res[a:b],
+                    tr_res[a:b],
+                    kept_stg[a:b],
+                    tr_stg[a:b],
+                    a_["acc_room"][a],
+                    a_["dim"][a],
+                )
+            tp = ctx.tables[ti]
+            # each shard writes a partial pooled vector for every query it touched; the merge reads them back
+            merge = 2.0 * B * tp.dim * ACC_BYTES * touched[j] if k > 1 else 0.0
+            stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
+            results[e] = TableCost(
                 table=ti,
                 knobs=knobs,
-                replicas=re,
-                shards=ke,
-                shard_time_s=st,
-                task_time_s=np.tile(st, re),
+                replicas=r,
+                shards=k,
+                shard_time_s=st[j],
                 parts_s=parts[:, a:b],
                 kept_resident=kept_res[a:b],
                 kept_staging=kept_stg[a:b],
                 transient_resident=tr_res[a:b],
                 transient_staging=tr_stg[a:b],
-                gm_bytes=float(gm_bytes_s[a:b].sum()) * re,
-                l2_bytes=float(l2_bytes_s[a:b].sum()) * re,
+                gm_bytes=gm[j],
+                l2_bytes=l2[j],
                 merge_bytes=merge,
                 stored_bytes=float(stored),
-                max_time_s=float(st.max()),
-                desc=tuple(int(i) for i in desc),
-                task_shard_desc=shard_desc,
-                task_replica_desc=np.tile(np.arange(re), ke),
-                task_desc_time_s=st[shard_desc],
-                task_memory=np.tile(mem4, (1, re)),
-                task_desc_memory=mem4[:, shard_desc],
-                kept_need=float((mem4[slot] + mem4[slot + 2]).max()),
-                task_desc_kept=mem4[slot, shard_desc],
-                kept_max=float(mem4[slot].max()),
-                needs_memory=bool(kept_res[a:b].any() or kept_stg[a:b].any()),
+                max_time_s=max_time[j],
+                shard_desc=order[j],
+                task_desc_time_s=desc_time[j],
+                kept_need=need[j],
+                task_desc_kept=desc_kept[j],
+                task_desc_transient=desc_tr[j],
+                kept_max=most[j],
+                needs_memory=any_kept[j],
                 reason=reason,
                 excess_bytes=excess,
             )
-        )
-    return results
+    return results  # type: ignore[return-value]
 
 
 def _infeasible(

@@ -1,4 +1,4 @@
-"""The trace pipeline: read query logs (DuckDB), count look-ups per table, build workload profiles.
+"""The trace pipeline: read query logs (Polars or DuckDB), count look-ups per table, build workload profiles.
 
 Public API: `analyze(paths, ...) -> AnalyzeResult` writes a profile directory; `merge_profiles(a, b, out)`
 adds two profiles' counts; `autotune.workload.load_profile(dir)` loads either.

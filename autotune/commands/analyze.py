@@ -57,7 +57,10 @@ def analyze_command(
     name: str | None = typer.Option(None, "--name", help="Profile name (default: the first input's stem)."),
     plots: bool = typer.Option(False, "--plots", help="Also write coverage-curve and frequency-histogram PNGs."),
     memory_limit: str = typer.Option(
-        "2GB", "--memory-limit", help="DuckDB memory limit; beyond it work spills to disk next to the output."
+        "2GB",
+        "--memory-limit",
+        help="Memory budget. Clean text logs up to half of it are parsed in memory (Polars, fast); larger or "
+        "malformed ones by DuckDB, which spills to disk next to the output beyond it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (progress stays on stderr)."),
 ) -> None:

@@ -6,7 +6,7 @@ the profile directory atomically (`profile_io`; counts.parquet is written while 
 Nothing is written on any error.
 
 Which parser (recorded as `source.parser` in the profile):
-- `polars` (`fast_text`): wide text logs (Criteo, CSV, TSV) whose text fits in memory (2x the text size
+- `polars` (`fast_text`): wide text logs (Criteo, CSV, TSV) whose text fits in memory (3x the text size
   within `memory_limit`) and that are provably clean (no malformed line, no quoted CSV): parsed in memory,
   about twice as fast as DuckDB's reader.
 - `duckdb` (`readers`, `counting`): everything else, and the fallback whenever the fast path declines:

@@ -59,7 +59,7 @@ def analyze_command(
     memory_limit: str = typer.Option(
         "2GB",
         "--memory-limit",
-        help="Memory budget. Clean text logs up to half of it are parsed in memory (Polars, fast); larger or "
+        help="Memory budget. Clean text logs up to a third of it are parsed in memory (Polars, fast); larger or "
         "malformed ones by DuckDB, which spills to disk next to the output beyond it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (progress stays on stderr)."),

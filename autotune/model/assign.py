@@ -46,39 +46,38 @@ def assign(
     kept_bound = float(kept.max()) if kept is not None else 0.0
     every = np.arange(P, dtype=np.intp)
     for i in todo:
-        c = costs[i]
-        need = c.replicas * c.shards
-        if kept is None or not c.needs_memory:
+        need, shards, needs_memory, slowest, times, kept_need, keeps, kept_max = costs[i].placing
+        if kept is None or not needs_memory:
             # memory plays no part: the least-loaded cores take the table's tasks, slowest task first
             if need == 1:
                 core = int(loads.argmin())
-                loads[core] += c.max_time_s
+                loads[core] += slowest
                 placements[i] = every[core : core + 1]
-            elif need == P and c.shards == 1:
-                loads += c.max_time_s  # the same time on every core: the order does not change
+            elif need == P and shards == 1:
+                loads += slowest  # the same time on every core: the order does not change
                 placements[i] = every
             elif need < P:
                 order = loads.argsort()[:need]
-                loads[order] += c.task_desc_time_s
+                loads[order] += times
                 placements[i] = order
             else:
-                placements[i] = _place_wide(loads, loads, None, c, need)
+                placements[i] = _place_wide(loads, loads, None, costs[i], need)
             continue
-        if kept_bound + c.kept_need > cap:
+        if kept_bound + kept_need > cap:
             # room for the bytes a task keeps plus its own transient need; cores without room go last: they
             # are used only when nothing else is left (the model then reports the overflow)
-            key = loads + (kept + c.kept_need > cap) * 1e30
+            key = loads + (kept + kept_need > cap) * 1e30
         else:  # every core has room (kept_bound bounds the most any core keeps): load alone decides
             key = loads
         if need < P:
             order = key.argsort()[:need]
-            loads[order] += c.task_desc_time_s
-            kept[order] += c.task_desc_kept
-            kept_bound += c.kept_max
+            loads[order] += times
+            kept[order] += keeps
+            kept_bound += kept_max
             placements[i] = order
         else:
-            placements[i] = _place_wide(key, loads, kept, c, need)
-            kept_bound += c.kept_max * (need if need > P else 1)
+            placements[i] = _place_wide(key, loads, kept, costs[i], need)
+            kept_bound += kept_max * (need if need > P else 1)
     return placements  # type: ignore[return-value]
 
 

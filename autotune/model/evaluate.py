@@ -216,9 +216,11 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     # core runs at most one task of a table, so per-core sums (in table order) do not depend on which.
     cores = np.concatenate(task_cores)
     if placed:
+        tasks = None
         times = np.concatenate([c.task_time_s if g else c.task_desc_time_s for c, g in zip(costs, given, strict=True)])
-    else:
-        times = np.concatenate([c.task_desc_time_s for c in costs])
+    else:  # every table's tasks slowest first: time, kept and transient bytes of all tasks in one concatenation
+        tasks = np.concatenate([c.task_desc for c in costs])
+        times = tasks[:, 0]
     core_time = np.bincount(cores, weights=times, minlength=P)
     busiest = float(core_time.max())
 
@@ -244,7 +246,7 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     # Unless a task keeps data on-chip, every task fits alone (table_costs checked) and no core overflows.
     if needs_memory:
         slot = kept_slot(ctx)
-        used = _kept_usage(ctx, costs, given if placed else None, cores, slot)
+        used = _kept_usage(ctx, costs, given, tasks, cores, slot)
         over_core = np.maximum(used - (cap_res if slot == 0 else cap_stg), 0.0)
         if over_core.any():
             if reason is None:
@@ -282,14 +284,19 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
 
 
 def _kept_usage(
-    ctx: ModelContext, costs: list[TableCost], given: list[bool] | None, cores: np.ndarray, slot: int
+    ctx: ModelContext,
+    costs: list[TableCost],
+    given: list[bool],
+    tasks: np.ndarray | None,
+    cores: np.ndarray,
+    slot: int,
 ) -> np.ndarray:
     """Bytes each core needs in the memory that keeps data across batches (the only memory that can overflow
     once each task fits alone: the other holds one task's transient data at a time): what its tasks keep plus
-    the largest transient need among them. `given` None: no table has an explicit placement."""
-    if given is None:
-        kept = np.concatenate([c.task_desc_kept for c in costs])
-        tr = np.concatenate([c.task_desc_transient for c in costs])
+    the largest transient need among them. `tasks`: every task's `TableCost.task_desc` row when no table has
+    an explicit placement, else None."""
+    if tasks is not None:
+        kept, tr = tasks[:, 1], tasks[:, 2]
     else:
         kept = np.concatenate(
             [c.task_memory[slot] if g else c.task_desc_kept for c, g in zip(costs, given, strict=True)]

@@ -14,55 +14,49 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from autotune.model.costbook import MappingTasks
 from autotune.model.strategies import TableCost
 
 
-def assign(
-    costs: Sequence[TableCost],
-    fixed: Sequence[np.ndarray | None],
-    n_cores: int,
-    cap_resident: float,
-    cap_staging: float,
-    slot: int = 1,
-    track: bool = True,
-) -> list[np.ndarray]:
-    """The core of every task of every table, tasks in `TableCost.task_desc_*` order (slowest first).
+def assign(mt: MappingTasks, fixed: Sequence[np.ndarray | None], n_cores: int, cap: float) -> list[np.ndarray]:
+    """The core of every task of every table, each table's tasks in the order of its rows in `mt`.
 
-    `fixed[i]` given = table i's own (r, k) placement, honoured (its result is then its cores in replica-major
-    order, the order of `TableCost.task_time_s`). `placement_array` turns a result into an (r, k) array.
-    `slot` is the memory that keeps bytes across batches (`strategies.kept_slot`: 0 resident, 1 staging).
-    With `track` False, memory is ignored.
+    `fixed[i]` given = table i's own (r, k) placement, honoured (`mt` then holds its tasks replica-major);
+    the others' tasks are slowest first. `placement_array` turns a result into an (r, k) array. `cap`: the
+    capacity of the memory that keeps bytes across batches (`strategies.kept_slot`); a core is a candidate
+    for a task only if its kept bytes plus the task's kept and transient bytes fit, else it is used last.
     """
     P = n_cores
     placements: list[np.ndarray | None] = [None if pl is None else pl.ravel() for pl in fixed]
-    track = track and any(c.needs_memory for c in costs)
     loads = np.zeros(P)
     # bytes each core keeps across batches, in the one memory that keeps them (strategies.kept_slot)
-    kept = np.zeros(P) if track else None
-    cap = cap_resident if slot == 0 else cap_staging
-    todo = _longest_first(costs, fixed)
-    if len(todo) < len(costs):
-        _load_fixed(costs, fixed, loads, kept, slot)
+    kept = np.zeros(P) if any(mt.needs_memory) else None
+    todo = _longest_first(mt, fixed)
+    if len(todo) < len(fixed):
+        _load_fixed(mt, fixed, loads, kept)
     kept_bound = float(kept.max()) if kept is not None else 0.0
     every = np.arange(P, dtype=np.intp)
+    time_s, keeps = mt.time_s, mt.kept
+    starts, tasks, shards, needs_memory = mt.start, mt.tasks, mt.shards, mt.needs_memory
     for i in todo:
-        need, shards, needs_memory, slowest, times, kept_need, keeps, kept_max = costs[i].placing
-        if kept is None or not needs_memory:
+        need, a = tasks[i], starts[i]
+        if kept is None or not needs_memory[i]:
             # memory plays no part: the least-loaded cores take the table's tasks, slowest task first
             if need == 1:
                 core = int(loads.argmin())
-                loads[core] += slowest
+                loads[core] += time_s[a]
                 placements[i] = every[core : core + 1]
-            elif need == P and shards == 1:
-                loads += slowest  # the same time on every core: the order does not change
+            elif need == P and shards[i] == 1:
+                loads += time_s[a]  # the same time on every core: the order does not change
                 placements[i] = every
             elif need < P:
                 order = loads.argsort()[:need]
-                loads[order] += times
+                loads[order] += time_s[a : a + need]
                 placements[i] = order
             else:
-                placements[i] = _place_wide(loads, loads, None, costs[i], need)
+                placements[i] = _place_wide(loads, loads, None, mt, i)
             continue
+        kept_need = mt.kept_need[i]
         if kept_bound + kept_need > cap:
             # room for the bytes a task keeps plus its own transient need; cores without room go last: they
             # are used only when nothing else is left (the model then reports the overflow)
@@ -71,52 +65,50 @@ def assign(
             key = loads
         if need < P:
             order = key.argsort()[:need]
-            loads[order] += times
-            kept[order] += keeps
-            kept_bound += kept_max
+            loads[order] += time_s[a : a + need]
+            kept[order] += keeps[a : a + need]
+            kept_bound += mt.kept_max[i]
             placements[i] = order
         else:
-            placements[i] = _place_wide(key, loads, kept, costs[i], need)
-            kept_bound += kept_max * (need if need > P else 1)
+            placements[i] = _place_wide(key, loads, kept, mt, i)
+            kept_bound += mt.kept_max[i] * (need if need > P else 1)
     return placements  # type: ignore[return-value]
 
 
-def _longest_first(costs: Sequence[TableCost], fixed: Sequence[np.ndarray | None]) -> list[int]:
+def _longest_first(mt: MappingTasks, fixed: Sequence[np.ndarray | None]) -> list[int]:
     """Tables without a placement, slowest task first (ties keep mapping order): the LPT order."""
-    slowest = [c.max_time_s for c in costs]
-    return [i for i in sorted(range(len(costs)), key=slowest.__getitem__, reverse=True) if fixed[i] is None]
+    order = np.argsort(-mt.slowest_s, kind="stable").tolist()
+    return order if list(fixed).count(None) == len(fixed) else [i for i in order if fixed[i] is None]
 
 
 def _load_fixed(
-    costs: Sequence[TableCost],
-    fixed: Sequence[np.ndarray | None],
-    loads: np.ndarray,
-    kept: np.ndarray | None,
-    slot: int,
+    mt: MappingTasks, fixed: Sequence[np.ndarray | None], loads: np.ndarray, kept: np.ndarray | None
 ) -> None:
     """Add the time (and kept bytes) of the explicitly placed tables to their cores."""
-    for c, pl in zip(costs, fixed, strict=True):
+    for i, pl in enumerate(fixed):
         if pl is None:
             continue
-        cores = pl.ravel()
-        np.add.at(loads, cores, c.task_time_s)
+        rows = slice(mt.start[i], mt.start[i] + mt.tasks[i])
+        np.add.at(loads, pl.ravel(), mt.time_s[rows])
         if kept is not None:
-            np.add.at(kept, cores, c.task_memory[slot])
+            np.add.at(kept, pl.ravel(), mt.kept[rows])
 
 
-def _place_wide(key: np.ndarray, loads: np.ndarray, kept: np.ndarray | None, c: TableCost, need: int) -> np.ndarray:
-    """Place a table with as many tasks as cores or more (more is infeasible, reported by the model: the tasks
-    wrap around the cores)."""
+def _place_wide(key: np.ndarray, loads: np.ndarray, kept: np.ndarray | None, mt: MappingTasks, i: int) -> np.ndarray:
+    """Place table i when it has as many tasks as cores or more (more is infeasible, reported by the model:
+    the tasks wrap around the cores)."""
+    need = mt.tasks[i]
+    rows = slice(mt.start[i], mt.start[i] + need)
     order = key.argsort()[:need]
     if need > len(loads):
         order = np.resize(order, need)
-        np.add.at(loads, order, c.task_desc_time_s)
+        np.add.at(loads, order, mt.time_s[rows])
         if kept is not None:
-            np.add.at(kept, order, c.task_desc_kept)
+            np.add.at(kept, order, mt.kept[rows])
     else:  # distinct cores: a plain fancy-index update is exact
-        loads[order] += c.task_desc_time_s
+        loads[order] += mt.time_s[rows]
         if kept is not None:
-            kept[order] += c.task_desc_kept
+            kept[order] += mt.kept[rows]
     return order
 
 

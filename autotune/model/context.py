@@ -8,16 +8,13 @@ table's cost depends only on its own knobs (see `strategies.py`), never on the r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from autotune.errors import UserError
 from autotune.hardware import CoreType, HardwareProfile, LocalMemory
+from autotune.model.costbook import CostBook
 from autotune.workload import TableProfile, WorkloadProfile
-
-if TYPE_CHECKING:
-    from autotune.model.strategies import TableCost
 
 #: Bytes of one look-up id (int32 row index) as the vector unit scans, sorts and routes it.
 ID_BYTES = 4
@@ -104,7 +101,7 @@ class ModelContext:
         all_cores = self.n_cores * c.gm_read_bytes_per_cycle * hw.clock_hz
         self.merge_bytes_per_s = min(hw.gm_bandwidth_bytes_per_s, all_cores)
         self.default_chunk_bytes = max(int(self.roles.staging.capacity_bytes // 4), 1)
-        self.cost_cache: dict[tuple, TableCost] = {}
+        self.cost_cache = CostBook()  # every (table, knobs) costed so far, see costbook.py
         self._scalar_cache: dict[tuple, object] = {}
 
     # ---- profile-derived quantities (cached: the same few knob values recur across thousands of mappings)

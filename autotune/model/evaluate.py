@@ -18,6 +18,7 @@ import numpy as np
 from autotune.errors import UserError
 from autotune.model.assign import assign, placement_array
 from autotune.model.context import ModelContext
+from autotune.model.costbook import MappingTasks
 from autotune.model.mapping import Mapping, TableMapping
 from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, fmt_bytes, kept_slot, table_costs
 
@@ -135,6 +136,7 @@ class _Solution:
 
 #: A table mapping's name and knobs as written, the key of the context's cost cache on the fast path.
 _RAW_KEY = attrgetter("name", "replicas", "shards", "sharding", "strategy", "hot_rows", "dedup", "chunk_bytes")
+_PLACEMENT = attrgetter("placement")
 
 
 def _key(t: int, tm: TableMapping) -> tuple:
@@ -148,52 +150,60 @@ def _key(t: int, tm: TableMapping) -> tuple:
 
 
 def table_costs_for(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list[TableCost]:
-    """Costs of every table of a mapping, from the context's cache; misses are costed in one vectorised pass.
+    """Costs of every table of a mapping, from the context's cost book (misses costed in one pass)."""
+    costs = ctx.cost_cache.costs
+    return [costs[i] for i in _cost_ids(ctx, tables)]
 
-    The cache holds each cost under two keys: the table's knobs as written (name first), looked up for all
+
+def _cost_ids(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list[int]:
+    """The cost book entry of every table of a mapping; misses are costed in one vectorised pass.
+
+    The book files each cost under two keys: the table's knobs as written (name first), looked up for all
     tables at once without any per-table Python work, and the knobs that matter (table index first), so
     mappings that differ only in ignored knobs share one costing.
     """
-    cache = ctx.cost_cache
+    book = ctx.cost_cache
     raw = list(map(_RAW_KEY, tables))
-    out: list[TableCost | None] = list(map(cache.get, raw))
-    if None in out:
-        _cost_missing(ctx, tables, raw, out)
+    ids: list[int | None] = list(map(book.ids.get, raw))
+    if None in ids:
+        if len(book) > _CACHE_LIMIT:
+            book.clear()
+            ids = [None] * len(raw)
+        _cost_missing(ctx, tables, raw, ids)
     if len(tables) != len(ctx.tables) or len({key[0] for key in raw}) != len(tables):
         raise UserError(f"mapping: must map every table of profile {ctx.profile.name!r} exactly once")
-    return out  # type: ignore[return-value]
+    return ids  # type: ignore[return-value]
 
 
-def _cost_missing(ctx: ModelContext, tables: tuple[TableMapping, ...], raw: list[tuple], out: list) -> None:
-    """Fill the cache misses in `out`: validate their names and knobs, cost the new ones in one pass."""
-    cache, index = ctx.cost_cache, ctx.index
+def _cost_missing(ctx: ModelContext, tables: tuple[TableMapping, ...], raw: list[tuple], ids: list) -> None:
+    """Fill the misses in `ids`: validate their names and knobs, cost the new ones in one pass, file them."""
+    book, index = ctx.cost_cache, ctx.index
     missing: list[tuple[int, tuple]] = []
     for j, tm in enumerate(tables):
-        if out[j] is not None:
+        if ids[j] is not None:
             continue
         t = index.get(tm.name)
         if t is None:
             raise UserError(f"mapping: table {tm.name!r} is not in profile {ctx.profile.name!r}")
         key = _key(t, tm)
-        c = cache.get(key)
-        if c is None:
+        i = book.ids.get(key)
+        if i is None:
             missing.append((j, key))
         else:
-            cache[raw[j]] = out[j] = c
+            book.ids[raw[j]] = ids[j] = i
     if not missing:
         return
-    if len(cache) > _CACHE_LIMIT:
-        cache.clear()
-    fresh = table_costs(ctx, [(key[0], key[1:]) for _, key in missing])
-    for (j, key), c in zip(missing, fresh, strict=True):
-        cache[key] = cache[raw[j]] = out[j] = c
+    fresh = book.file(table_costs(ctx, [(key[0], key[1:]) for _, key in missing]))
+    for (j, key), i in zip(missing, fresh, strict=True):
+        book.ids[key] = book.ids[raw[j]] = ids[j] = i
 
 
 def _fixed_placements(tables: tuple[TableMapping, ...], P: int) -> tuple[list[np.ndarray | None], list[bool]]:
     """The explicit placement of each table (None where the model assigns), and whether each was given."""
-    if all(tm.placement is None for tm in tables):
-        return [None] * len(tables), [False] * len(tables)
-    fixed = [None if tm.placement is None else np.asarray(tm.placement, dtype=np.intp) for tm in tables]
+    given = list(map(_PLACEMENT, tables))
+    if given.count(None) == len(given):
+        return given, [False] * len(tables)
+    fixed = [None if pl is None else np.asarray(pl, dtype=np.intp) for pl in given]
     for tm, pl in zip(tables, fixed, strict=True):
         if pl is not None and (pl.shape != (tm.replicas, tm.shards) or pl.min() < 0 or pl.max() >= P):
             raise UserError(
@@ -202,52 +212,55 @@ def _fixed_placements(tables: tuple[TableMapping, ...], P: int) -> tuple[list[np
     return fixed, [pl is not None for pl in fixed]
 
 
+def _replica_major(mt: MappingTasks, costs: list[TableCost], given: list[bool], slot: int) -> None:
+    """Put the tasks of explicitly placed tables in replica-major order (the order of their placement)."""
+    for i, g in enumerate(given):
+        if g:
+            c, rows = costs[mt.ids[i]], slice(mt.start[i], mt.start[i] + mt.tasks[i])
+            mt.time_s[rows] = c.task_time_s
+            mt.kept[rows] = c.task_memory[slot]
+            mt.transient[rows] = c.task_memory[slot + 2]
+
+
 def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -> _Solution:
     tables = mapping.tables
-    costs = table_costs_for(ctx, tables)
+    book = ctx.cost_cache
+    mt = book.gather(_cost_ids(ctx, tables))
     P = ctx.n_cores
     fixed, given = _fixed_placements(tables, P)
-    placed = any(given)
+    slot = kept_slot(ctx)
+    if any(given):
+        _replica_major(mt, book.costs, given, slot)
     roles = ctx.roles
     cap_stg = float(roles.staging.capacity_bytes)
     cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
-    task_cores = assign(costs, fixed, P, cap_res, cap_stg, slot=kept_slot(ctx))
+    cap_kept = cap_res if slot == 0 else cap_stg
+    task_cores = assign(mt, fixed, P, cap_kept)
     # Tasks of an assigned table are in slowest-first order, of a placed table in replica-major order; every
     # core runs at most one task of a table, so per-core sums (in table order) do not depend on which.
     cores = np.concatenate(task_cores)
-    if placed:
-        tasks = None
-        times = np.concatenate([c.task_time_s if g else c.task_desc_time_s for c, g in zip(costs, given, strict=True)])
-    else:  # every table's tasks slowest first: time, kept and transient bytes of all tasks in one concatenation
-        tasks = np.concatenate([c.task_desc for c in costs])
-        times = tasks[:, 0]
-    core_time = np.bincount(cores, weights=times, minlength=P)
+    core_time = np.bincount(cores, weights=mt.time_s, minlength=P)
     busiest = float(core_time.max())
 
-    gm = l2 = merge_bytes = stored = excess = 0.0  # excess: bytes of tasks that overflow a memory on their own
+    gm, l2, merge_bytes, stored = mt.totals
+    excess = 0.0  # bytes of tasks that overflow a memory on their own
     reason = None
-    needs_memory = False
-    for c in costs:
-        gm += c.gm_bytes
-        l2 += c.l2_bytes
-        merge_bytes += c.merge_bytes
-        stored += c.stored_bytes
-        needs_memory = needs_memory or c.needs_memory
-        if c.reason is not None:
-            excess += c.excess_bytes * c.replicas * c.shards
-            reason = reason or c.reason
+    for i in mt.infeasible:
+        c = book.costs[mt.ids[i]]
+        excess += c.excess_bytes * c.replicas * c.shards
+        reason = reason or c.reason
     hw = ctx.hw
     gm_bound = gm / hw.gm_bandwidth_bytes_per_s
     l2_bound = l2 / hw.l2_bandwidth_bytes_per_s
     merge = merge_bytes / ctx.merge_bytes_per_s + hw.overheads.merge_sync_s if merge_bytes > 0 else 0.0
     latency = max(busiest, gm_bound, l2_bound) + merge + hw.overheads.launch_s
 
+    costs = [book.costs[i] for i in mt.ids] if with_placements or mt.infeasible else []
     memory = None
     # Unless a task keeps data on-chip, every task fits alone (table_costs checked) and no core overflows.
-    if needs_memory:
-        slot = kept_slot(ctx)
-        used = _kept_usage(ctx, costs, given, tasks, cores, slot)
-        over_core = np.maximum(used - (cap_res if slot == 0 else cap_stg), 0.0)
+    if any(mt.needs_memory):
+        used = _kept_usage(mt, cores, P)
+        over_core = np.maximum(used - cap_kept, 0.0)
         if over_core.any():
             if reason is None:
                 # every task fits alone, so only the memory that keeps data can overflow: this is the whole
@@ -283,31 +296,13 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     )
 
 
-def _kept_usage(
-    ctx: ModelContext,
-    costs: list[TableCost],
-    given: list[bool],
-    tasks: np.ndarray | None,
-    cores: np.ndarray,
-    slot: int,
-) -> np.ndarray:
+def _kept_usage(mt: MappingTasks, cores: np.ndarray, P: int) -> np.ndarray:
     """Bytes each core needs in the memory that keeps data across batches (the only memory that can overflow
     once each task fits alone: the other holds one task's transient data at a time): what its tasks keep plus
-    the largest transient need among them. `tasks`: every task's `TableCost.task_desc` row when no table has
-    an explicit placement, else None."""
-    if tasks is not None:
-        kept, tr = tasks[:, 1], tasks[:, 2]
-    else:
-        kept = np.concatenate(
-            [c.task_memory[slot] if g else c.task_desc_kept for c, g in zip(costs, given, strict=True)]
-        )
-        tr = np.concatenate(
-            [c.task_memory[slot + 2] if g else c.task_desc_transient for c, g in zip(costs, given, strict=True)]
-        )
-    P = ctx.n_cores
+    the largest transient need among them."""
     peak = np.zeros(P)
-    np.maximum.at(peak, cores, tr)
-    return np.bincount(cores, weights=kept, minlength=P) + peak
+    np.maximum.at(peak, cores, mt.transient)
+    return np.bincount(cores, weights=mt.kept, minlength=P) + peak
 
 
 def _overflow_sentence(ctx: ModelContext, core: int, used: float, slot: int) -> str:

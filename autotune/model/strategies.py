@@ -62,32 +62,14 @@ class TableCost:
     stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
     max_time_s: float
     shard_desc: np.ndarray  # (k,) shards, slowest first (stable: equal times keep shard order)
-    task_desc: np.ndarray  # (r*k, 3) per task, slowest first: time, kept and transient bytes in the kept memory
-    task_desc_time_s: np.ndarray  # (r*k,) task times, slowest first (a view of task_desc)
+    task_desc_time_s: np.ndarray  # (r*k,) task times, slowest first
     kept_need: float  # largest kept + transient bytes of one task in the memory that keeps data (see `kept_slot`)
-    task_desc_kept: np.ndarray  # (r*k,) bytes each task (slowest first) keeps in that memory (a view)
-    task_desc_transient: np.ndarray  # (r*k,) bytes each task (slowest first) holds there during the task only (a view)
+    task_desc_kept: np.ndarray  # (r*k,) bytes each task (slowest first) keeps in that memory
+    task_desc_transient: np.ndarray  # (r*k,) bytes each task (slowest first) holds there during the task only
     kept_max: float  # the most one task keeps there
     needs_memory: bool  # whether any bytes are kept across batches (assignment must check capacities)
     reason: str | None  # why these knobs cannot run on this chip (None: they can)
     excess_bytes: float  # by how much a single task overflows a memory (0 when it fits)
-
-    @cached_property
-    def placing(self) -> tuple[int, int, bool, float, np.ndarray, float, np.ndarray, float]:
-        """What the assignment reads, in one tuple: it unpacks this for every table of every mapping.
-
-        (tasks, shards, needs_memory, max_time_s, task_desc_time_s, kept_need, task_desc_kept, kept_max)
-        """
-        return (
-            self.replicas * self.shards,
-            self.shards,
-            self.needs_memory,
-            self.max_time_s,
-            self.task_desc_time_s,
-            self.kept_need,
-            self.task_desc_kept,
-            self.kept_max,
-        )
 
     @cached_property
     def desc(self) -> tuple[int, ...]:
@@ -334,7 +316,7 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
         st = time_s[shard]
         order = np.argsort(-st, axis=1, kind="stable")
         task = np.repeat(np.take_along_axis(shard, order, axis=1), r, axis=1)  # (entries, r*k) slowest first
-        block = np.stack([time_s[task], kept[task], transient[task]], axis=-1)  # (entries, r*k, 3)
+        desc_time, desc_kept, desc_tr = time_s[task], kept[task], transient[task]
         max_time = st.max(axis=1).tolist()
         gm = (a_["gm_bytes"][shard].sum(axis=1) * r).tolist()
         l2 = (a_["l2_bytes"][shard].sum(axis=1) * r).tolist()
@@ -381,11 +363,10 @@ def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list
                 stored_bytes=float(stored),
                 max_time_s=max_time[j],
                 shard_desc=order[j],
-                task_desc=block[j],
-                task_desc_time_s=block[j, :, 0],
+                task_desc_time_s=desc_time[j],
                 kept_need=need[j],
-                task_desc_kept=block[j, :, 1],
-                task_desc_transient=block[j, :, 2],
+                task_desc_kept=desc_kept[j],
+                task_desc_transient=desc_tr[j],
                 kept_max=most[j],
                 needs_memory=any_kept[j],
                 reason=reason,

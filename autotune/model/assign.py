@@ -31,8 +31,9 @@ def assign(mt: MappingTasks, fixed: Sequence[np.ndarray | None], n_cores: int, c
     loads = np.zeros(P)
     # bytes each core keeps across batches, in the one memory that keeps them (strategies.kept_slot)
     kept = np.zeros(P) if any(mt.needs_memory) else None
-    todo = _longest_first(mt, fixed)
-    if len(todo) < len(fixed):
+    todo = np.argsort(-mt.slowest_s, kind="stable").tolist()  # LPT order: slowest first, ties in mapping order
+    if any(pl is not None for pl in fixed):
+        todo = [i for i in todo if fixed[i] is None]
         _load_fixed(mt, fixed, loads, kept)
     kept_bound = float(kept.max()) if kept is not None else 0.0
     every = np.arange(P, dtype=np.intp)
@@ -73,12 +74,6 @@ def assign(mt: MappingTasks, fixed: Sequence[np.ndarray | None], n_cores: int, c
             placements[i] = _place_wide(key, loads, kept, mt, i)
             kept_bound += mt.kept_max[i] * (need if need > P else 1)
     return placements  # type: ignore[return-value]
-
-
-def _longest_first(mt: MappingTasks, fixed: Sequence[np.ndarray | None]) -> list[int]:
-    """Tables without a placement, slowest task first (ties keep mapping order): the LPT order."""
-    order = np.argsort(-mt.slowest_s, kind="stable").tolist()
-    return order if list(fixed).count(None) == len(fixed) else [i for i in order if fixed[i] is None]
 
 
 def _load_fixed(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from autotune.model.strategies import TableCost
+    from autotune.model.strategies import CostBatch, TableCost
 
 
 @dataclass(frozen=True)
@@ -67,26 +67,24 @@ class CostBook:
         i = self.ids.get(key)
         return None if i is None else self.costs[i]
 
-    def file(self, costs: list[TableCost]) -> list[int]:
-        """Add new records; their entry ids."""
+    def file(self, costs: list[TableCost], batch: CostBatch) -> list[int]:
+        """Add the records of one costing pass (all of `batch`'s entries, in order); their entry ids."""
         first, n = len(self.costs), len(costs)
-        tasks = [c.replicas * c.shards for c in costs]
-        starts = self._n_tasks + np.cumsum(tasks) - tasks
-        n_tasks = int(starts[-1]) + tasks[-1] - self._n_tasks
+        e = batch.entry
+        tasks = e["tasks"]
+        n_tasks = len(batch.task_time_s)
         self._ints = _grown(self._ints, first + n)
         self._figures = _grown(self._figures, first + n)
         self._flags = _grown(self._flags, first + n)
         self._task = _grown(self._task, self._n_tasks + n_tasks)
-        self._ints[first : first + n] = np.column_stack([tasks, [c.shards for c in costs], starts])
-        self._figures[first : first + n] = [
-            (c.max_time_s, c.kept_need, c.kept_max, c.gm_bytes, c.l2_bytes, c.merge_bytes, c.stored_bytes)
-            for c in costs
-        ]
-        self._flags[first : first + n] = [(c.needs_memory, c.reason is not None) for c in costs]
+        self._ints[first : first + n] = np.column_stack([tasks, e["shards"], self._n_tasks + np.cumsum(tasks) - tasks])
+        figures = ("max_time_s", "kept_need", "kept_max", "gm_bytes", "l2_bytes", "merge_bytes")
+        self._figures[first : first + n, :6] = np.column_stack([e[name] for name in figures])
+        self._figures[first : first + n, 6] = [c.stored_bytes for c in costs]
+        self._flags[first : first + n, 0] = e["needs_memory"]
+        self._flags[first : first + n, 1] = ~e["fits"]
         end = self._n_tasks + n_tasks
-        self._task[self._n_tasks : end, 0] = np.concatenate([c.task_desc_time_s for c in costs])
-        self._task[self._n_tasks : end, 1] = np.concatenate([c.task_desc_kept for c in costs])
-        self._task[self._n_tasks : end, 2] = np.concatenate([c.task_desc_transient for c in costs])
+        self._task[self._n_tasks : end] = np.column_stack([batch.task_time_s, batch.task_kept, batch.task_transient])
         self._n_tasks = end
         self.costs.extend(costs)
         return list(range(first, first + n))

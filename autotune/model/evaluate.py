@@ -20,7 +20,7 @@ from autotune.model.assign import assign, placement_array
 from autotune.model.context import ModelContext
 from autotune.model.costbook import MappingTasks
 from autotune.model.mapping import Mapping, TableMapping
-from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, fmt_bytes, kept_slot, table_costs
+from autotune.model.strategies import BOUNDS, GM_UB, L1_UB, STRATEGY_CODE, TableCost, cost_batch, fmt_bytes, kept_slot
 
 _CACHE_LIMIT = 500_000
 
@@ -193,7 +193,7 @@ def _cost_missing(ctx: ModelContext, tables: tuple[TableMapping, ...], raw: list
             book.ids[raw[j]] = ids[j] = i
     if not missing:
         return
-    fresh = book.file(table_costs(ctx, [(key[0], key[1:]) for _, key in missing]))
+    fresh = book.file(*cost_batch(ctx, [(key[0], key[1:]) for _, key in missing]))
     for (j, key), i in zip(missing, fresh, strict=True):
         book.ids[key] = book.ids[raw[j]] = ids[j] = i
 

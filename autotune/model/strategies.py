@@ -21,7 +21,7 @@ units are cycles of the look-up core's clock until the per-task overhead (second
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -36,40 +36,111 @@ BOUNDS = ("latency", "bandwidth", "compute", "overhead")
 
 
 @dataclass(frozen=True, eq=False)
+class CostBatch:
+    """The arrays of one `table_costs` call: per shard (entries' shards concatenated), per task (entries'
+    tasks concatenated, each entry's slowest first) and per entry. Its `TableCost` records are views of it."""
+
+    time_s: np.ndarray  # (shards,) time of one task of each shard
+    parts_s: np.ndarray  # (4, shards) seconds bound by latency, bandwidth, compute, overhead
+    memory: np.ndarray  # (4, shards) kept_resident, kept_staging, transient_resident, transient_staging
+    shard_desc: np.ndarray  # (shards,) each entry's shards (local index), slowest first
+    task_time_s: np.ndarray  # (tasks,) every task, each entry's slowest first, a shard's replicas together
+    task_kept: np.ndarray  # (tasks,) bytes each task keeps in the memory that keeps data (`kept_slot`)
+    task_transient: np.ndarray  # (tasks,) bytes each task holds there while it runs
+    entry: dict[str, np.ndarray]  # per entry: tasks, shards, max_time_s, kept_need, kept_max, gm_bytes, ...
+
+
+@dataclass(frozen=True, eq=False)
 class TableCost:
     """The cost and footprint of every task of one table under one set of knobs.
 
     Tasks come in two orders: replica-major (task i = replica i // k, shard i % k), the order of an explicit
     placement, and slowest first (shards by decreasing time, a shard's r replicas together), the order the
-    assignment places them in. The fields the search's fast path reads (`evaluate.score`) are computed for
-    every table at once when it is costed; the rest, used only by `predict` and explicit placements, are
-    derived on first use (cached properties), so costing a new table stays cheap.
+    assignment places them in. The scalars are fields; the arrays are views of the `CostBatch` the table was
+    costed in, made on first use (cached properties): the search's fast path reads the batch's arrays
+    directly (`costbook.py`), so costing a table costs little more than its share of the vectorised pass.
     """
 
     table: int
     knobs: tuple
     replicas: int
     shards: int
-    shard_time_s: np.ndarray  # (k,) time of one task of each shard
-    parts_s: np.ndarray  # (4, k) seconds per shard task bound by latency, bandwidth, compute, overhead
-    kept_resident: np.ndarray  # (k,) bytes kept across batches in the resident memory (distinct from staging)
-    kept_staging: np.ndarray  # (k,) bytes kept across batches in the staging memory
-    transient_resident: np.ndarray  # (k,) bytes held in the resident memory during the task only
-    transient_staging: np.ndarray  # (k,) bytes held in the staging memory during the task only
     gm_bytes: float  # global-memory bytes read per batch by all tasks (chip bandwidth bound)
     l2_bytes: float  # L2 bytes read per batch by all tasks
     merge_bytes: float  # bytes written and read back to merge the shards' partial pooled vectors (0 if one shard)
     stored_bytes: float  # bytes the table occupies in global memory (with its remap table)
     max_time_s: float
-    shard_desc: np.ndarray  # (k,) shards, slowest first (stable: equal times keep shard order)
-    task_desc_time_s: np.ndarray  # (r*k,) task times, slowest first
     kept_need: float  # largest kept + transient bytes of one task in the memory that keeps data (see `kept_slot`)
-    task_desc_kept: np.ndarray  # (r*k,) bytes each task (slowest first) keeps in that memory
-    task_desc_transient: np.ndarray  # (r*k,) bytes each task (slowest first) holds there during the task only
     kept_max: float  # the most one task keeps there
     needs_memory: bool  # whether any bytes are kept across batches (assignment must check capacities)
     reason: str | None  # why these knobs cannot run on this chip (None: they can)
     excess_bytes: float  # by how much a single task overflows a memory (0 when it fits)
+    batch: CostBatch = field(repr=False)
+    first_shard: int = field(repr=False)  # this table's first shard in the batch
+    first_task: int = field(repr=False)  # its first task in the batch
+
+    @property
+    def _shards(self) -> slice:
+        return slice(self.first_shard, self.first_shard + self.shards)
+
+    @property
+    def _tasks(self) -> slice:
+        return slice(self.first_task, self.first_task + self.replicas * self.shards)
+
+    @cached_property
+    def shard_time_s(self) -> np.ndarray:
+        """(k,) time of one task of each shard."""
+        return self.batch.time_s[self._shards]
+
+    @cached_property
+    def parts_s(self) -> np.ndarray:
+        """(4, k) seconds of each shard's task bound by latency, bandwidth, compute, overhead."""
+        return self.batch.parts_s[:, self._shards]
+
+    @cached_property
+    def shard_memory(self) -> np.ndarray:
+        """(4, k) kept_resident, kept_staging, transient_resident, transient_staging per shard."""
+        return self.batch.memory[:, self._shards]
+
+    @property
+    def kept_resident(self) -> np.ndarray:
+        """(k,) bytes kept across batches in the resident memory (distinct from staging)."""
+        return self.shard_memory[0]
+
+    @property
+    def kept_staging(self) -> np.ndarray:
+        """(k,) bytes kept across batches in the staging memory."""
+        return self.shard_memory[1]
+
+    @property
+    def transient_resident(self) -> np.ndarray:
+        """(k,) bytes held in the resident memory during the task only."""
+        return self.shard_memory[2]
+
+    @property
+    def transient_staging(self) -> np.ndarray:
+        """(k,) bytes held in the staging memory during the task only."""
+        return self.shard_memory[3]
+
+    @cached_property
+    def shard_desc(self) -> np.ndarray:
+        """(k,) shards, slowest first (stable: equal times keep shard order)."""
+        return self.batch.shard_desc[self._shards]
+
+    @cached_property
+    def task_desc_time_s(self) -> np.ndarray:
+        """(r*k,) task times, slowest first."""
+        return self.batch.task_time_s[self._tasks]
+
+    @cached_property
+    def task_desc_kept(self) -> np.ndarray:
+        """(r*k,) bytes each task (slowest first) keeps in the memory that keeps data."""
+        return self.batch.task_kept[self._tasks]
+
+    @cached_property
+    def task_desc_transient(self) -> np.ndarray:
+        """(r*k,) bytes each task (slowest first) holds there during the task only."""
+        return self.batch.task_transient[self._tasks]
 
     @cached_property
     def desc(self) -> tuple[int, ...]:
@@ -90,11 +161,6 @@ class TableCost:
     def task_replica_desc(self) -> np.ndarray:
         """(r*k,) replica of each task, slowest first."""
         return np.tile(np.arange(self.replicas), self.shards)
-
-    @cached_property
-    def shard_memory(self) -> np.ndarray:
-        """(4, k) kept_resident, kept_staging, transient_resident, transient_staging per shard."""
-        return np.stack([self.kept_resident, self.kept_staging, self.transient_resident, self.transient_staging])
 
     @cached_property
     def task_memory(self) -> np.ndarray:
@@ -291,88 +357,111 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
 
 
 def table_costs(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> list[TableCost]:
-    """Cost every (table index, knobs) entry in one vectorised pass over all their shards.
+    """Cost every (table index, knobs) entry in one vectorised pass over all their shards."""
+    return cost_batch(ctx, entries)[0]
 
-    Per-table reductions (slowest first order, sums, maxima) run once per (replicas, shards) shape over all
-    entries of that shape as 2-D arrays, so the work per entry is building its record. Row sums of a 2-D
-    array add in the same order as the sum of each row alone, so the figures equal a per-table loop's.
+
+def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple[list[TableCost], CostBatch]:
+    """`table_costs`, with the batch its records are views of (what the cost book files).
+
+    Per-entry figures come from whole-batch operations: a sort of every shard by (entry, decreasing time)
+    orders each entry's tasks, `reduceat` takes maxima. Sums are taken per width, rows of equal length as
+    one 2-D array, which adds in the same order as summing each entry's slice alone.
     """
     if not entries:
-        return []
+        return [], _empty_batch()
     a_ = shard_arrays(ctx, entries)
-    time_s, parts = a_["time_s"], a_["parts_s"]
+    time_s = a_["time_s"]
     kept_res, tr_res, kept_stg, tr_stg = a_["kept_res"], a_["tr_res"], a_["kept_stg"], a_["tr_stg"]
-    r_e, k_e, bal_e, starts = a_["replicas"], a_["shards"], a_["balanced"], a_["starts"]
-    slot = kept_slot(ctx)
-    kept, transient = (kept_res, tr_res) if slot == 0 else (kept_stg, tr_stg)
-    keeps = (kept_res != 0) | (kept_stg != 0)
+    r_e, k_e, bal_e, starts = a_["replicas"].astype(np.intp), a_["shards"], a_["balanced"], a_["starts"]
+    kept, transient = (kept_res, tr_res) if kept_slot(ctx) == 0 else (kept_stg, tr_stg)
+    owner = np.repeat(np.arange(len(entries)), k_e)
+    order = np.lexsort((-time_s, owner))  # each entry's shards, slowest first (stable: ties keep shard order)
+    task = np.repeat(order, np.repeat(r_e, k_e))  # each shard's replicas together
+    n_tasks = r_e * k_e
+    gm, l2, touched = _entry_sums(starts, k_e, a_["gm_bytes"], a_["l2_bytes"], a_["touched"])
     B = float(ctx.batch_size)
-    results: list[TableCost | None] = [None] * len(entries)
-    shapes = r_e.astype(np.intp) * (int(k_e.max()) + 1) + k_e  # one code per (replicas, shards)
-    for code in np.unique(shapes).tolist():
-        sel = np.flatnonzero(shapes == code)
-        r, k = int(r_e[sel[0]]), int(k_e[sel[0]])
-        shard = starts[sel][:, None] + np.arange(k)  # (entries, k) index of each shard in the arrays
-        st = time_s[shard]
-        order = np.argsort(-st, axis=1, kind="stable")
-        task = np.repeat(np.take_along_axis(shard, order, axis=1), r, axis=1)  # (entries, r*k) slowest first
-        desc_time, desc_kept, desc_tr = time_s[task], kept[task], transient[task]
-        max_time = st.max(axis=1).tolist()
-        gm = (a_["gm_bytes"][shard].sum(axis=1) * r).tolist()
-        l2 = (a_["l2_bytes"][shard].sum(axis=1) * r).tolist()
-        touched = a_["touched"][shard].sum(axis=1).tolist()
-        need = (kept + transient)[shard].max(axis=1).tolist()
-        most = kept[shard].max(axis=1).tolist()
-        any_kept = keeps[shard].any(axis=1).tolist()
-        fits = a_["fits"][shard].all(axis=1).tolist()
-        for j, e in enumerate(sel.tolist()):
-            ti, knobs = entries[e]
-            a, b = int(starts[e]), int(starts[e]) + k
-            if fits[j]:
-                reason, excess = None, 0.0
-            else:
-                reason, excess = _infeasible(
-                    ctx,
-                    ti,
-                    knobs,
-                    kept_res[a:b],
-                    tr_res[a:b],
-                    kept_stg[a:b],
-                    tr_stg[a:b],
-                    a_["acc_room"][a],
-                    a_["dim"][a],
-                )
-            tp = ctx.tables[ti]
-            # each shard writes a partial pooled vector for every query it touched; the merge reads them back
-            merge = 2.0 * B * tp.dim * ACC_BYTES * touched[j] if k > 1 else 0.0
-            stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
-            results[e] = TableCost(
+    # each shard writes a partial pooled vector for every query it touched; the merge reads them back
+    merge = np.where(k_e > 1, 2.0 * B * ctx.dim[[t for t, _ in entries]] * ACC_BYTES * touched, 0.0)
+    batch = CostBatch(
+        time_s=time_s,
+        parts_s=a_["parts_s"],
+        memory=np.stack([kept_res, kept_stg, tr_res, tr_stg]),
+        shard_desc=order - np.repeat(starts, k_e),
+        task_time_s=time_s[task],
+        task_kept=kept[task],
+        task_transient=transient[task],
+        entry={
+            "tasks": n_tasks,
+            "shards": k_e,
+            "max_time_s": np.maximum.reduceat(time_s, starts),
+            "kept_need": np.maximum.reduceat(kept + transient, starts),
+            "kept_max": np.maximum.reduceat(kept, starts),
+            "gm_bytes": gm * r_e,
+            "l2_bytes": l2 * r_e,
+            "merge_bytes": merge,
+            "needs_memory": np.logical_or.reduceat((kept_res != 0) | (kept_stg != 0), starts),
+            "fits": np.logical_and.reduceat(a_["fits"], starts),
+        },
+    )
+    e_ = {name: values.tolist() for name, values in batch.entry.items()}
+    task_starts = (np.cumsum(n_tasks) - n_tasks).tolist()
+    results = []
+    for e, (ti, knobs) in enumerate(entries):
+        a = int(starts[e])
+        k = e_["shards"][e]
+        if e_["fits"][e]:
+            reason, excess = None, 0.0
+        else:
+            b = a + k
+            reason, excess = _infeasible(
+                ctx, ti, knobs, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b], a_["acc_room"][a], a_["dim"][a]
+            )
+        tp = ctx.tables[ti]
+        stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
+        results.append(
+            TableCost(
                 table=ti,
                 knobs=knobs,
-                replicas=r,
+                replicas=int(r_e[e]),
                 shards=k,
-                shard_time_s=st[j],
-                parts_s=parts[:, a:b],
-                kept_resident=kept_res[a:b],
-                kept_staging=kept_stg[a:b],
-                transient_resident=tr_res[a:b],
-                transient_staging=tr_stg[a:b],
-                gm_bytes=gm[j],
-                l2_bytes=l2[j],
-                merge_bytes=merge,
+                gm_bytes=e_["gm_bytes"][e],
+                l2_bytes=e_["l2_bytes"][e],
+                merge_bytes=e_["merge_bytes"][e],
                 stored_bytes=float(stored),
-                max_time_s=max_time[j],
-                shard_desc=order[j],
-                task_desc_time_s=desc_time[j],
-                kept_need=need[j],
-                task_desc_kept=desc_kept[j],
-                task_desc_transient=desc_tr[j],
-                kept_max=most[j],
-                needs_memory=any_kept[j],
+                max_time_s=e_["max_time_s"][e],
+                kept_need=e_["kept_need"][e],
+                kept_max=e_["kept_max"][e],
+                needs_memory=e_["needs_memory"][e],
                 reason=reason,
                 excess_bytes=excess,
+                batch=batch,
+                first_shard=a,
+                first_task=task_starts[e],
             )
-    return results  # type: ignore[return-value]
+        )
+    return results, batch
+
+
+def _entry_sums(starts: np.ndarray, k_e: np.ndarray, *per_shard: np.ndarray) -> list[np.ndarray]:
+    """Each entry's sum of each per-shard array, equal to `values[start:start + k].sum()` bit for bit.
+
+    numpy sums a slice pairwise; `np.add.reduceat` adds in another order. Summing the rows of a 2-D array
+    of entries with one width takes each row's pairwise order, so one pass per distinct width is exact.
+    """
+    out = [np.empty(len(starts)) for _ in per_shard]
+    for k in np.unique(k_e).tolist():
+        sel = np.flatnonzero(k_e == k)
+        rows = starts[sel][:, None] + np.arange(k)
+        for o, values in zip(out, per_shard, strict=True):
+            o[sel] = values[rows].sum(axis=1)
+    return out
+
+
+def _empty_batch() -> CostBatch:
+    """The batch of no entries."""
+    none = np.zeros(0)
+    return CostBatch(none, np.zeros((4, 0)), np.zeros((4, 0)), none.astype(np.intp), none, none, none, {})
 
 
 def _infeasible(

@@ -18,23 +18,25 @@ from autotune.model.costbook import MappingTasks
 from autotune.model.strategies import TableCost
 
 
-def assign(mt: MappingTasks, fixed: Sequence[np.ndarray | None], n_cores: int, cap: float) -> list[np.ndarray]:
+def assign(mt: MappingTasks, fixed: Sequence[np.ndarray | None] | None, n_cores: int, cap: float) -> list[np.ndarray]:
     """The core of every task of every table, each table's tasks in the order of its rows in `mt`.
 
     `fixed[i]` given = table i's own (r, k) placement, honoured (`mt` then holds its tasks replica-major);
-    the others' tasks are slowest first. `placement_array` turns a result into an (r, k) array. `cap`: the
-    capacity of the memory that keeps bytes across batches (`strategies.kept_slot`); a core is a candidate
-    for a task only if its kept bytes plus the task's kept and transient bytes fit, else it is used last.
+    the others' tasks are slowest first; `fixed` None: no table has one. `placement_array` turns a result
+    into an (r, k) array. `cap`: the capacity of the memory that keeps bytes across batches
+    (`strategies.kept_slot`); a core is a candidate for a task only if its kept bytes plus the task's kept
+    and transient bytes fit, else it is used last.
     """
     P = n_cores
-    placements: list[np.ndarray | None] = [None if pl is None else pl.ravel() for pl in fixed]
+    placements: list[np.ndarray | None] = [None] * len(mt.tasks)
     loads = np.zeros(P)
     # bytes each core keeps across batches, in the one memory that keeps them (strategies.kept_slot)
     kept = np.zeros(P) if any(mt.needs_memory) else None
     todo = np.argsort(-mt.slowest_s, kind="stable").tolist()  # LPT order: slowest first, ties in mapping order
-    if any(pl is not None for pl in fixed):
+    if fixed is not None:
         todo = [i for i in todo if fixed[i] is None]
         _load_fixed(mt, fixed, loads, kept)
+        placements = [None if pl is None else pl.ravel() for pl in fixed]
     kept_bound = float(kept.max()) if kept is not None else 0.0
     every = np.arange(P, dtype=np.intp)
     time_s, keeps = mt.time_s, mt.kept

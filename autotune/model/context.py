@@ -88,6 +88,7 @@ class ModelContext:
         self.rows = np.array([t.rows for t in profile.tables], dtype=float)
         self.dim = np.array([t.dim for t in profile.tables], dtype=float)
         self.row_bytes = np.array([t.row_bytes for t in profile.tables], dtype=float)
+        self.table_bytes = np.array([t.table_bytes for t in profile.tables], dtype=float)  # exact below 2**53
         self.row_bytes_gm = _round_up(self.row_bytes, max(c.gm_block_bytes, 1))  # what one DMA of a row moves
         self.row_bytes_ub = _round_up(self.row_bytes, max(self.roles.staging.block_bytes, 1))
         self.pooling = np.array([t.pooling_mean for t in profile.tables], dtype=float)

@@ -78,9 +78,8 @@ class CostBook:
         self._flags = _grown(self._flags, first + n)
         self._task = _grown(self._task, self._n_tasks + n_tasks)
         self._ints[first : first + n] = np.column_stack([tasks, e["shards"], self._n_tasks + np.cumsum(tasks) - tasks])
-        figures = ("max_time_s", "kept_need", "kept_max", "gm_bytes", "l2_bytes", "merge_bytes")
-        self._figures[first : first + n, :6] = np.column_stack([e[name] for name in figures])
-        self._figures[first : first + n, 6] = [c.stored_bytes for c in costs]
+        figures = ("max_time_s", "kept_need", "kept_max", "gm_bytes", "l2_bytes", "merge_bytes", "stored_bytes")
+        self._figures[first : first + n] = np.column_stack([e[name] for name in figures])
         self._flags[first : first + n, 0] = e["needs_memory"]
         self._flags[first : first + n, 1] = ~e["fits"]
         end = self._n_tasks + n_tasks

@@ -10,7 +10,7 @@ Both entry points run the same `_solve`, so they agree exactly; a mapping saved 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -170,7 +170,7 @@ def _cost_ids(ctx: ModelContext, tables: tuple[TableMapping, ...]) -> list[int]:
             book.clear()
             ids = [None] * len(raw)
         _cost_missing(ctx, tables, raw, ids)
-    if len(tables) != len(ctx.tables) or len({key[0] for key in raw}) != len(tables):
+    if len(tables) != len(ctx.tables) or len(set(map(itemgetter(0), raw))) != len(tables):
         raise UserError(f"mapping: must map every table of profile {ctx.profile.name!r} exactly once")
     return ids  # type: ignore[return-value]
 
@@ -235,7 +235,7 @@ def _solve(ctx: ModelContext, mapping: Mapping, with_placements: bool = False) -
     cap_stg = float(roles.staging.capacity_bytes)
     cap_res = float(roles.resident.capacity_bytes) if roles.resident is not None and not roles.shared else np.inf
     cap_kept = cap_res if slot == 0 else cap_stg
-    task_cores = assign(mt, fixed, P, cap_kept)
+    task_cores = assign(mt, fixed if any(given) else None, P, cap_kept)
     # Tasks of an assigned table are in slowest-first order, of a placed table in replica-major order; every
     # core runs at most one task of a table, so per-core sums (in table order) do not depend on which.
     cores = np.concatenate(task_cores)

@@ -191,31 +191,23 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     hw, core, roles = ctx.hw, ctx.core, ctx.roles
     stg, res = roles.staging, roles.resident
     B = float(ctx.batch_size)
-    E = len(entries)
-    t_idx = np.empty(E, dtype=np.intp)
-    r_e = np.empty(E)
-    k_e = np.empty(E, dtype=np.intp)
-    code_e = np.empty(E, dtype=np.intp)
-    hot_e = np.empty(E)
-    dedup_e = np.empty(E, dtype=bool)
-    bal_e = np.empty(E, dtype=bool)
-    chunk_e = np.empty(E)
-    ratio_e = np.empty(E)
-    h_e = np.empty(E)
-    l2h_e = np.empty(E)
+    per_entry = []  # one tuple per entry, turned into columns at once (cheaper than numpy item by item)
     masses = []
-    for e, (t, knobs) in enumerate(entries):
+    for t, knobs in entries:
         r, k, sharding, strategy, hot, dedup, chunk = knobs
         code = STRATEGY_CODE[strategy]
-        t_idx[e], r_e[e], k_e[e], code_e[e] = t, r, k, code
         hot = hot if code == GM else 0
-        hot_e[e], dedup_e[e] = hot, dedup
-        bal_e[e] = sharding == "balanced" and k > 1
-        chunk_e[e] = chunk if chunk else ctx.default_chunk_bytes
-        lookups = B / r * ctx.pooling[t]
-        ratio_e[e] = ctx.unique_ratio(t, lookups) if dedup else 1.0
-        h_e[e], l2h_e[e] = ctx.pinned_hits(t, float(hot) * k)
+        ratio = ctx.unique_ratio(t, B / r * ctx.pooling[t]) if dedup else 1.0
+        h, l2h = ctx.pinned_hits(t, float(hot) * k)
+        balanced = sharding == "balanced" and k > 1
+        per_entry.append(
+            (t, r, k, code, hot, dedup, balanced, chunk if chunk else ctx.default_chunk_bytes, ratio, h, l2h)
+        )
         masses.append(ctx.shard_mass(t, k, sharding))
+    cols = list(zip(*per_entry, strict=True))
+    t_idx, k_e, code_e = (np.array(cols[i], dtype=np.intp) for i in (0, 2, 3))
+    r_e, hot_e, chunk_e, ratio_e, h_e, l2h_e = (np.array(cols[i], dtype=float) for i in (1, 4, 7, 8, 9, 10))
+    dedup_e, bal_e = (np.array(cols[i], dtype=bool) for i in (5, 6))
 
     # ---- per shard (entries repeated k times)
     m = np.concatenate(masses)
@@ -273,13 +265,11 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     stream = groups * shard_bytes / stream_rate
     fill_chunk = np.minimum(chunk, shard_bytes) / stream_rate
 
-    mem = np.select([is_gm, is_l1, is_ub], [fetch_l2 + fetch_gm, f * rbu / l1_rate, stream], 0.0)
-    comp = np.select(
-        [is_gm, is_l1, is_ub],
-        [pool + hits * rbu / gather_rate, pool, n_chunks * f * ID_BYTES / pool_rate + f * rbu / gather_rate + pool],
-        0.0,
-    )
-    fill = np.select([is_gm, is_gmub, is_l1ub], [np.full_like(m, lat_gm), fill_chunk + lat_gm, fill_chunk], 0.0)
+    # (the strategies exclude each other: nested `where`s pick one branch, as `np.select` would, but faster)
+    mem = np.where(is_gm, fetch_l2 + fetch_gm, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
+    ub_comp = n_chunks * f * ID_BYTES / pool_rate + f * rbu / gather_rate + pool
+    comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
+    fill = np.where(is_gm, lat_gm, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 
     # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches
     table_in_res = is_l1 | is_l1ub
@@ -382,7 +372,8 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
     gm, l2, touched = _entry_sums(starts, k_e, a_["gm_bytes"], a_["l2_bytes"], a_["touched"])
     B = float(ctx.batch_size)
     # each shard writes a partial pooled vector for every query it touched; the merge reads them back
-    merge = np.where(k_e > 1, 2.0 * B * ctx.dim[[t for t, _ in entries]] * ACC_BYTES * touched, 0.0)
+    t_idx = np.array([t for t, _ in entries], dtype=np.intp)
+    merge = np.where(k_e > 1, 2.0 * B * ctx.dim[t_idx] * ACC_BYTES * touched, 0.0)
     batch = CostBatch(
         time_s=time_s,
         parts_s=a_["parts_s"],
@@ -400,6 +391,8 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
             "gm_bytes": gm * r_e,
             "l2_bytes": l2 * r_e,
             "merge_bytes": merge,
+            # with its remap table (balanced shards): whole numbers of bytes, exact in float64
+            "stored_bytes": ctx.table_bytes[t_idx] + np.where(bal_e, REMAP_BYTES * ctx.rows[t_idx], 0.0),
             "needs_memory": np.logical_or.reduceat((kept_res != 0) | (kept_stg != 0), starts),
             "fits": np.logical_and.reduceat(a_["fits"], starts),
         },
@@ -417,8 +410,6 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
             reason, excess = _infeasible(
                 ctx, ti, knobs, kept_res[a:b], tr_res[a:b], kept_stg[a:b], tr_stg[a:b], a_["acc_room"][a], a_["dim"][a]
             )
-        tp = ctx.tables[ti]
-        stored = tp.table_bytes + (REMAP_BYTES * tp.rows if bal_e[e] else 0)
         results.append(
             TableCost(
                 table=ti,
@@ -428,7 +419,7 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
                 gm_bytes=e_["gm_bytes"][e],
                 l2_bytes=e_["l2_bytes"][e],
                 merge_bytes=e_["merge_bytes"][e],
-                stored_bytes=float(stored),
+                stored_bytes=e_["stored_bytes"][e],
                 max_time_s=e_["max_time_s"][e],
                 kept_need=e_["kept_need"][e],
                 kept_max=e_["kept_max"][e],

@@ -341,3 +341,25 @@ def test_resume_without_a_study_is_an_error(tmp_path: Path, medium_profile: Path
         ],
     )
     _one_line_error(res, "--resume", "no study")
+
+
+def test_a_run_continues_only_with_its_own_inputs(tmp_path: Path, medium_profile: Path) -> None:
+    base = [
+        "search",
+        "--profile",
+        str(medium_profile),
+        "--run",
+        "same",
+        "--n-trials",
+        "12",
+        "--runs-dir",
+        str(tmp_path),
+    ]
+    assert runner.invoke(app, [*base, "--hw", "ascend910b"]).exit_code == 0
+    res = runner.invoke(app, [*base, "--hw", "ascend910b", "--batch-size", "256"])
+    _one_line_error(res, "batch size 512", "another --run")
+    res = runner.invoke(app, [*base, "--hw", "a100"])
+    _one_line_error(res, "ascend910b", "another --run")
+    res = runner.invoke(app, [*base, "--hw", "ascend910b", "--json"])  # the same inputs continue the study
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["n_trials"] >= 24

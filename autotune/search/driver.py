@@ -135,6 +135,7 @@ def run_search(
     run_dir = runstore.run_dir(req.run, req.root)
     if req.resume and req.storage is None and not (run_dir / JOURNAL_NAME).exists():
         raise UserError(f"--resume: {run_dir} has no study to resume; drop --resume to start one")
+    _check_same_inputs(run_dir, problem, ctx)
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = open_storage(req.storage, run_dir)
     directions = ["minimize"] * len(req.objectives)
@@ -266,6 +267,31 @@ def _feasible(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         if all(c <= 0 for c in t.constraints.values()):
             out.append(t)
     return out
+
+
+def _check_same_inputs(run_dir: Path, problem: Problem, ctx: ModelContext) -> None:
+    """A run continues only with the inputs it was started with: its trials were scored against them."""
+    meta = run_dir / "run.json"
+    if not meta.exists():
+        return
+    doc = runstore.read_json(meta)
+    inputs = doc.get("inputs", {})
+    profile = Path(problem.profile)
+    profile_file = profile / "profile.json" if profile.is_dir() else profile
+    was_hw = inputs.get("hardware", {}).get("name")
+    if was_hw and was_hw != ctx.hw.name:
+        raise UserError(f"run {run_dir.name} was searched for {was_hw}, not {ctx.hw.name}; use another --run")
+    if doc.get("batch_size") not in (None, ctx.batch_size):
+        raise UserError(
+            f"run {run_dir.name} was searched at batch size {doc['batch_size']}, not {ctx.batch_size}; "
+            "use another --run"
+        )
+    was = inputs.get("profile", {}).get("sha256")
+    if was and was != runstore.sha256_file(profile_file):
+        raise UserError(
+            f"run {run_dir.name} was searched for another profile ({inputs['profile'].get('path')}); "
+            "use another --run for this one"
+        )
 
 
 def _check_capacity(ctx: ModelContext) -> None:

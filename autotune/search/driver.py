@@ -156,7 +156,8 @@ def run_search(
             f"resume it with the same --objectives or use another --run"
         )
     registry = _registry(req.storage, run_dir)
-    recover_stale_trials(study, registry)
+    if isinstance(storage, optuna.storages.JournalStorage):  # databases have heartbeats for this
+        recover_stale_trials(study, registry)
     before = len(study.get_trials(deepcopy=False))
     if before == 0:
         for name in sorted(space.baselines):

@@ -27,8 +27,8 @@ JOURNAL_NAME = "study.journal"
 #: Trial user attribute naming the process that ran it: "host:pid". Used to find trials a killed worker left.
 WORKER_ATTR = "worker"
 #: How often a worker on an RDB storage proves it is alive, and after how long without a beat it is dead.
-HEARTBEAT_S = 10
-GRACE_S = 30
+HEARTBEAT_S = 20
+GRACE_S = 120
 
 _DB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 

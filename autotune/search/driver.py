@@ -97,9 +97,7 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def make_sampler(
-    space: SearchSpace, problem: Problem, seed: int | None, n_trials: int | None
-) -> optuna.samplers.BaseSampler:
+def make_sampler(space: SearchSpace, seed: int | None, n_trials: int | None) -> optuna.samplers.BaseSampler:
     """Exhaustive when the whole space fits in the trial budget, else TPE (grouped: the space is conditional)."""
     if n_trials is not None and space.size() <= n_trials:
         return optuna.samplers.BruteForceSampler(seed=seed)
@@ -146,7 +144,7 @@ def run_search(
             study_name=study_name,
             directions=directions,
             load_if_exists=True,
-            sampler=make_sampler(space, problem, req.seed, req.n_trials),
+            sampler=make_sampler(space, req.seed, req.n_trials),
         )
     except ValueError as exc:
         raise UserError(f"run {study_name}: {exc}; use another --run or the study's objectives") from None
@@ -224,6 +222,7 @@ def _run_pool(
                 _share(req.n_trials, req.workers, i),
                 req.timeout_s,
                 seed,
+                req.n_trials,
             ),
             daemon=False,
         )

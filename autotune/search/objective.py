@@ -66,8 +66,12 @@ def run_worker(
     n_trials: int | None,
     timeout_s: float | None,
     seed: int | None,
+    total_trials: int | None = None,
 ) -> None:
-    """Body of one worker process: open the shared study and add `n_trials` trials (or until the timeout)."""
+    """Body of one worker process: open the shared study and add `n_trials` trials (or until the timeout).
+
+    `total_trials` is the whole invocation's budget: it decides, as in the parent, whether to enumerate.
+    """
     from pathlib import Path
 
     from autotune.search.driver import make_sampler, quiet_optuna
@@ -75,7 +79,7 @@ def run_worker(
     quiet_optuna()
     ctx, space = problem.build()
     storage = open_storage(storage_url, Path(run_dir))
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(space, problem, seed, None))
+    study = optuna.load_study(study_name=study_name, storage=storage, sampler=make_sampler(space, seed, total_trials))
     from autotune.search.driver import _registry
 
     with registered_worker(_registry(storage_url, Path(run_dir))):

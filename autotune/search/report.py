@@ -42,6 +42,12 @@ def plot_history(path: Path, history: list[tuple[int, float, bool]]) -> None:
     ax.set_xlabel("trial")
     ax.set_ylabel("predicted latency (µs)")
     ax.set_yscale("log")
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=7)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Optimisation history")
     fig.tight_layout()

@@ -5,7 +5,11 @@ contiguous, one permuted), the calibrated `cpu` profile (`autotune calibrate`; f
 figures if there is none), and per workload: every baseline, random mappings (replicas x shards <= cores,
 random strategy, sharding, hot rows, dedup; those the model finds feasible) and the search's best mapping
 ("tuned": `autotune.search.driver.run_search` against the same profile, `--trials` trials). Each mapping
-is replayed (median over batches) and predicted.
+is replayed and predicted. Measurement: a workload's tables and batches are built once (`replay.prepare`)
+and every mapping is replayed in `--rounds` rounds, each round in a fresh shuffled order (interleaved, so
+slow drift of a shared VM hits all mappings alike); a mapping's latency is the median of all its timed
+batches over the rounds. The "round spread" printed is the median over mappings of (slowest round's median
+/ fastest round's median - 1): the measurement noise the model is judged against.
 Prints Spearman and Kendall rank correlation, the median and worst relative error |pred - meas| / meas,
 and the measured speed-up of the tuned mapping over default-gather. The last line is
 `spearman=<x> median_rel_error=<y>`.
@@ -31,7 +35,7 @@ from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import score
 from autotune.model.mapping import STRATEGIES, Mapping, TableMapping
-from autotune.replay import replay
+from autotune.replay import prepare, replay
 from autotune.search.driver import SearchRequest, run_search
 from autotune.workload import WorkloadProfile, load_profile
 
@@ -157,17 +161,21 @@ def main() -> None:
     ap.add_argument("--hw", default="cpu", help="hardware profile (default: the calibrated cpu)")
     ap.add_argument("--random", type=int, default=None, help="random mappings per workload")
     ap.add_argument("--trials", type=int, default=None, help="search trials for the tuned mapping (60 quick, 200)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved replay rounds per mapping (3 quick, 4)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     quick = args.quick
     n_random = args.random if args.random is not None else (8 if quick else 16)
-    batches, warmup, batch_size = (4, 2, 2048) if quick else (15, 3, 4096)
+    batches, warmup, batch_size = (4, 2, 2048) if quick else (6, 2, 4096)
+    rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
     queries = 20_000 if quick else 60_000
     hw = get_hw(args.hw)
     n_trials = args.trials if args.trials is not None else (60 if quick else 200)
     rnd = random.Random(args.seed)
+    shuffler = random.Random(args.seed + 1)  # round orders: apart from `rnd`, so the mappings drawn stay the same
     rows = []
     speedups = {}
+    spreads = []
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         hw_path = hw.path
@@ -191,14 +199,27 @@ def main() -> None:
                 root=Path(tmp) / "runs",
             )
             maps["tuned"] = replace(run_search(req).best.mapping, name="tuned")
-            measured = {}
-            for name, m in maps.items():
-                r = replay(prof, hw_w, m, batch_size, n_batches=batches, warmup=warmup, seed=args.seed)
-                measured[name] = r.measured_latency_s
-                rows.append((wname, name, r.prediction.latency_s, r.measured_latency_s))
+            data = prepare(prof, batch_size, warmup + batches, seed=args.seed)
+            lat: dict[str, list[float]] = {name: [] for name in maps}
+            round_med: dict[str, list[float]] = {name: [] for name in maps}
+            predicted = {}
+            for _ in range(rounds):
+                order = list(maps)
+                shuffler.shuffle(order)
+                for name in order:
+                    r = replay(prof, hw_w, maps[name], batch_size, batches, warmup, seed=args.seed, data=data)
+                    lat[name].extend(r.latencies_s)
+                    round_med[name].append(r.measured_latency_s)
+                    predicted[name] = r.prediction.latency_s
+            measured = {name: float(np.median(v)) for name, v in lat.items()}
+            for name in maps:
+                p_, m_ = predicted[name], measured[name]
+                rows.append((wname, name, p_, m_))
+                spreads.append(max(round_med[name]) / min(round_med[name]) - 1.0)
+                lo, hi = min(round_med[name]) * 1e3, max(round_med[name]) * 1e3
                 print(
-                    f"{wname:17s} {name:28s} predicted {r.prediction.latency_s * 1e3:8.3f} ms  "
-                    f"measured {r.measured_latency_s * 1e3:8.3f} ms  ({r.relative_error:+.0%})",
+                    f"{wname:17s} {name:28s} predicted {p_ * 1e3:8.3f} ms  measured {m_ * 1e3:8.3f} ms  "
+                    f"({(p_ - m_) / m_:+.0%}; rounds {lo:.3f}-{hi:.3f})",
                     flush=True,
                 )
             speedups[wname] = measured["default-gather"] / measured["tuned"]
@@ -207,7 +228,8 @@ def main() -> None:
     rel = np.abs(pred - meas) / meas
     rho, tau = spearman(pred, meas), kendall(pred, meas)
     print(f"\n{len(rows)} mappings on {len(WORKLOADS)} workloads, hw {hw.name}, batch {batch_size}, "
-          f"{batches} timed batches each ({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
+          f"{rounds} interleaved rounds x {batches} timed batches each, round spread {np.median(spreads):.1%} "
+          f"({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
     for wname in WORKLOADS:
         sel = np.array([r[0] == wname for r in rows])
         print(

@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 from autotune.cli import app
 from autotune.hwload import load_hardware
 from autotune.model.mapping import Mapping, TableMapping
-from autotune.replay import replay
+from autotune.replay import prepare, replay
 from autotune.replay.batches import TableBatch
-from autotune.replay.kernels import segment_sum
+from autotune.replay.kernels import PreparedTask, route, segment_sum
 from autotune.replay.tables import shard_layout
 from autotune.workload import load_profile
 from tests.replay_helpers import make_profile
@@ -81,6 +81,54 @@ def test_segment_sum_matches_loop() -> None:
     segment_sum(rows, offsets, out)
     for q in range(50):
         assert np.array_equal(out[q], rows[offsets[q] : offsets[q + 1]].sum(axis=0))
+
+
+def test_segment_sum_with_an_order_pools_each_bag_into_its_query() -> None:
+    # bags laid out by length 0, 1, 1, 3: bag j belongs to query order[j]
+    rows = np.arange(10, dtype=np.float32).reshape(5, 2)  # rows 0..4 = [0,1], [2,3], ...
+    offsets = np.array([0, 0, 1, 2, 5])
+    order = np.array([2, 0, 3, 1])
+    out = np.full((4, 2), 99.0, np.float32)
+    segment_sum(rows, offsets, out, order)
+    assert out.tolist() == [[0.0, 1.0], [4 + 6 + 8.0, 5 + 7 + 9.0], [0.0, 0.0], [2.0, 3.0]]
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+def test_route_keeps_each_querys_lookups_of_its_shard(balanced: bool) -> None:
+    rng = np.random.default_rng(5)
+    rows, queries = 40, 30
+    sizes = rng.integers(0, 6, queries)
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    ids = rng.integers(0, rows, int(offsets[-1]))
+    batch = TableBatch(ids, offsets, np.repeat(np.arange(queries, dtype=np.int32), sizes))
+    shard_of = (np.arange(rows) * 7 % 3 == 0).astype(np.int16) if balanced else None
+    local = np.zeros(rows, np.int32)
+    if balanced:
+        for s in (0, 1):
+            local[shard_of == s] = np.arange(int(np.count_nonzero(shard_of == s)))
+    task = PreparedTask(
+        table=0, replica=0, shard=1, core=0, strategy="GM", dedup=False, q0=5, q1=25, shards=2, lo=10, hi=40,
+        shard_of=shard_of, local=local if balanced else None, src=np.zeros((rows, 1), np.float32),
+        hot_ids=np.empty(0, np.int64), hot_data=np.empty((0, 1), np.float32), chunk_rows=1, buf=None,
+    )  # fmt: skip
+    got, bag_offsets, order = route(task, batch)
+    assert sorted(order.tolist()) == list(range(20))
+    lengths = np.diff(bag_offsets)
+    assert np.all(np.diff(lengths) >= 0)  # bags laid out by length
+    for j, q in enumerate(order.tolist()):  # plain-Python reference: the query's ids of shard 1, in order
+        mine = ids[offsets[5 + q] : offsets[6 + q]]
+        want = [int(local[i]) for i in mine if shard_of[i] == 1] if balanced else [int(i) - 10 for i in mine if i >= 10]
+        assert got[bag_offsets[j] : bag_offsets[j + 1]].tolist() == want
+
+
+def test_prepared_data_replays_many_mappings(profile_dir: Path, two_core_hw) -> None:
+    prof = load_profile(profile_dir)
+    data = prepare(prof, 64, 3, seed=2)
+    for knobs in ({}, {"shards": 2, "sharding": "balanced"}):
+        r = replay(prof, two_core_hw, _mapping(prof.table_names, **knobs), 64, 2, 1, seed=2, data=data)
+        assert len(r.latencies_s) == 2
+    with pytest.raises(ValueError, match="prepared for another"):
+        replay(prof, two_core_hw, _mapping(prof.table_names), 64, 3, 1, seed=2, data=data)
 
 
 def test_balanced_layout_evens_the_load() -> None:

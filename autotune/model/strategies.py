@@ -14,8 +14,13 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   vector unit scans the task's ids and gathers the hits. Cost grows with the shard's bytes, not with skew.
   Accumulators for all q queries must fit beside the two chunks; otherwise the queries are processed in
   groups and the shard is streamed once per group.
-- Sharded tasks scan all q x pooling ids to keep their own (routing); balanced shards also pay an id remap
-  (one remap-table read per id, shared among the k shards). De-duplication sorts the ids first.
+- Sharded tasks scan all q x pooling ids to keep their own (routing, `route_cycles_per_id` each); balanced
+  shards also pay an id remap (one remap-table read per id, shared among the k shards). De-duplication sorts
+  the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
+  in local memory). *-UB scans cost `scan_cycles_per_id` per id per chunk: id work is integer work on ids,
+  priced per id, not at the float pooling rate.
+- Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`. Fetches overlap compute
+  (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from functools import cached_property
 
 import numpy as np
 
-from autotune.model.context import ACC_BYTES, ID_BYTES, REMAP_BYTES, ModelContext
+from autotune.model.context import ACC_BYTES, REMAP_BYTES, ModelContext
 from autotune.model.mapping import STRATEGIES
 
 STRATEGY_CODE = {s: i for i, s in enumerate(STRATEGIES)}
@@ -233,6 +238,8 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
 
     gm_rate, l2_rate = core.gm_read_bytes_per_cycle, core.l2_read_bytes_per_cycle
     pool_rate, gather_rate = core.pool_bytes_per_cycle, core.gather_bytes_per_cycle
+    pool_row, stream_gm = core.pool_row_cycles, core.gm_stream_bytes_per_cycle
+    route_c, scan_c, sort_c = core.route_cycles_per_id, core.scan_cycles_per_id, core.sort_cycles_per_id
     lat_gm, lat_l2, out = core.gm_latency_cycles, core.l2_latency_cycles, max(core.outstanding_requests, 1)
     l1_rate = roles.l1_to_staging_bytes_per_cycle or 1.0
 
@@ -241,8 +248,8 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     zero = np.zeros_like(m)
 
     # ---- serial steps before the pipelined loop
-    sort = np.where(dedup, n * ID_BYTES * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))) / pool_rate, 0.0)
-    route = np.where(k > 1, N * ID_BYTES / pool_rate, 0.0)
+    sort = np.where(dedup, n * sort_c * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))), 0.0)
+    route = np.where(k > 1, N * route_c, 0.0)
     remap_lat, remap_bw = lat_gm / out, core.gm_block_bytes / gm_rate
     remap = np.where(bal, N / k * max(remap_lat, remap_bw), 0.0)
     remap_gm_bytes = np.where(bal, N / k * core.gm_block_bytes, 0.0)
@@ -255,20 +262,22 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
     fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
-    pool = n * rb / pool_rate
+    pool = n * (pool_row + rb / pool_rate)
+    expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
 
     # ---- *-UB: chunks double-buffered in staging, accumulators beside them, query groups if they do not fit
     acc_room = stg.capacity_bytes - 2.0 * chunk
     groups = np.where(is_ub, np.ceil(q * dim * ACC_BYTES / np.maximum(acc_room, 1.0)), 1.0)
     n_chunks = np.ceil(shard_bytes / chunk)
-    stream_rate = np.where(is_gmub, gm_rate, l1_rate)
+    stream_rate = np.where(is_gmub, stream_gm, l1_rate)
     stream = groups * shard_bytes / stream_rate
     fill_chunk = np.minimum(chunk, shard_bytes) / stream_rate
 
     # (the strategies exclude each other: nested `where`s pick one branch, as `np.select` would, but faster)
     mem = np.where(is_gm, fetch_l2 + fetch_gm, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
-    ub_comp = n_chunks * f * ID_BYTES / pool_rate + f * rbu / gather_rate + pool
+    ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
+    comp = comp + expand
     fill = np.where(is_gm, lat_gm, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 
     # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches
@@ -276,7 +285,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     pin_mem = res if res is not None else stg
     pinned_bytes = np.where(is_gm, hot_rows * rbu, 0.0)
     res_keeps = res is not None and res.resident
-    res_fill = res.fill_bytes_per_cycle if res is not None else gm_rate
+    res_fill = res.fill_bytes_per_cycle if res is not None else stream_gm
     reload = np.where(table_in_res & (not res_keeps), shard_bytes / res_fill, 0.0)
     pin_keeps = pin_mem.resident
     reload = reload + (0.0 if pin_keeps else pinned_bytes / pin_mem.fill_bytes_per_cycle)
@@ -299,15 +308,20 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
             kept_res, tr_res = zero, zero
 
     # ---- time and its attribution to what binds it
-    loop = np.maximum(mem, comp)
-    mem_wins = mem > comp
+    if core.overlaps_fetch_compute:  # double-buffered: the loop runs at the slower of fetching and computing
+        loop = np.maximum(mem, comp)
+        mem_counts = mem > comp
+        comp_counts = ~mem_counts
+    else:  # fetch, then compute (numpy runs each call to completion): both count
+        loop = mem + comp
+        mem_counts = comp_counts = np.ones_like(mem, dtype=bool)
     mem_lat = np.where(is_gm, fetch_lat, 0.0)
     serial = sort + route + remap + reload
     cycles = serial + loop + fill
     remap_is_lat = remap_lat >= remap_bw
-    lat_c = fill + np.where(mem_wins, mem_lat, 0.0) + (remap if remap_is_lat else 0.0)
-    bw_c = reload + np.where(mem_wins, mem - mem_lat, 0.0) + (0.0 if remap_is_lat else remap)
-    comp_c = sort + route + np.where(mem_wins, 0.0, loop)
+    lat_c = fill + np.where(mem_counts, mem_lat, 0.0) + (remap if remap_is_lat else 0.0)
+    bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + (0.0 if remap_is_lat else remap)
+    comp_c = sort + route + np.where(comp_counts, comp, 0.0)
     per_task = hw.overheads.per_task_s
     clock = ctx.clock_hz
     time_s = cycles / clock + per_task

@@ -1,5 +1,5 @@
 """Ground truth for the latency model: run a mapping on this machine's CPU cores (`replay`)."""
 
-from autotune.replay.driver import ReplayMismatch, ReplayResult, replay
+from autotune.replay.driver import ReplayData, ReplayMismatch, ReplayResult, prepare, replay
 
-__all__ = ["ReplayMismatch", "ReplayResult", "replay"]
+__all__ = ["ReplayData", "ReplayMismatch", "ReplayResult", "prepare", "replay"]

@@ -5,12 +5,16 @@ whose placement replay then follows); build float32 tables and draw batches from
 run the tasks on pinned workers (`runner`); check every batch's pooled output against `reference`; report
 the median and p99 latency of the timed batches (after `warmup` untimed ones), each core's busy time and
 each table's slowest task, next to the model's prediction of the same.
+
+Tables, batches and the reference answers can be built once (`prepare`) and replayed under many mappings
+(`replay(..., data=...)`): what a fidelity benchmark needs to interleave mappings cheaply, so slow drift of
+the machine hits every mapping alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -20,7 +24,7 @@ from autotune.hardware import HardwareProfile
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction, predict
 from autotune.model.mapping import Mapping, validate_mapping
-from autotune.replay.batches import draw_batches, read_row_counts
+from autotune.replay.batches import TableBatch, draw_batches, read_row_counts
 from autotune.replay.plan import build_tasks
 from autotune.replay.reference import reference_pool
 from autotune.replay.runner import Timings, run, usable_cpus
@@ -140,6 +144,48 @@ def _check_fits(profile: WorkloadProfile, mapping: Mapping, scale: float) -> Non
         )
 
 
+@dataclass(frozen=True, eq=False)
+class ReplayData:
+    """The float32 tables and drawn batches of one (profile, batch size, scale, seed), reusable across mappings."""
+
+    profile: WorkloadProfile  # scaled, float32: what the model is asked about
+    batch_size: int
+    scale: float
+    seed: int
+    freq: dict[str, np.ndarray]  # look-up counts per (scaled) row
+    tables: list[np.ndarray]
+    batches: list[list[TableBatch]]  # [batch][table]
+    _refs: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
+
+    def reference(self, b: int, ti: int) -> np.ndarray:
+        """The reference pooled output of table `ti` in batch `b` (computed once)."""
+        key = (b, ti)
+        if key not in self._refs:
+            self._refs[key] = reference_pool(self.tables[ti], self.batches[b][ti], self.batch_size)
+        return self._refs[key]
+
+
+def prepare(
+    profile: WorkloadProfile,
+    batch_size: int,
+    n_batches: int,
+    scale: float = 1.0,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> ReplayData:
+    """Build the tables and draw `n_batches` batches (warm-up ones included) of `profile` for replay."""
+    say = progress or (lambda _m: None)
+    check_scale(scale)
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    prof = float32_profile(scale_profile(profile, scale))
+    freq = read_row_counts(profile, scale)
+    say(f"building {len(prof.tables)} float32 table(s): {sum(t.table_bytes for t in prof.tables) / 2**20:.1f} MiB")
+    tables = [make_table(t.rows, t.dim, seed, i) for i, t in enumerate(prof.tables)]
+    batches = draw_batches(prof, freq, batch_size, n_batches, seed)
+    return ReplayData(prof, batch_size, scale, seed, freq, tables, batches)
+
+
 def replay(
     profile: WorkloadProfile,
     hw: HardwareProfile,
@@ -151,8 +197,13 @@ def replay(
     seed: int = 0,
     where: str = "mapping",
     progress: Callable[[str], None] | None = None,
+    data: ReplayData | None = None,
 ) -> ReplayResult:
-    """Run `mapping` for real; raise `UserError` on bad input, `ReplayMismatch` if the answer is wrong."""
+    """Run `mapping` for real; raise `UserError` on bad input, `ReplayMismatch` if the answer is wrong.
+
+    `data` (from `prepare` with the same profile, batch size, scale and seed, and at least `warmup +
+    n_batches` batches) skips building tables and drawing batches; its first `warmup + n_batches` are run.
+    """
     say = progress or (lambda _m: None)
     check_scale(scale)
     if n_batches < 1:
@@ -162,6 +213,12 @@ def replay(
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     prof = float32_profile(scale_profile(profile, scale))
+    if data is not None and (
+        (data.batch_size, data.scale, data.seed) != (batch_size, scale, seed)
+        or data.profile.table_names != prof.table_names
+        or len(data.batches) < warmup + n_batches
+    ):
+        raise ValueError("replay data was prepared for another profile, batch size, scale, seed or fewer batches")
     validate_mapping(mapping, prof, hw, where=where)
     cpus = usable_cpus()
     if hw.n_cores > len(cpus):
@@ -174,16 +231,15 @@ def replay(
     ctx = ModelContext(prof, hw, batch_size)
     pred = predict(prof, hw, mapping, batch_size, ctx=ctx)
     placed = pred.mapping
-    freq = read_row_counts(profile, scale)
-    say(f"building {len(prof.tables)} float32 table(s): {sum(t.table_bytes for t in prof.tables) / 2**20:.1f} MiB")
-    tables = [make_table(t.rows, t.dim, seed, i) for i, t in enumerate(prof.tables)]
-    batches = draw_batches(prof, freq, batch_size, warmup + n_batches, seed)
-    tasks, _ = build_tasks(prof, placed, tables, freq, batch_size, ctx.default_chunk_bytes)
+    if data is None:
+        data = prepare(profile, batch_size, warmup + n_batches, scale, seed, progress)
+    batches = data.batches[: warmup + n_batches]
+    tasks, _ = build_tasks(prof, placed, data.tables, data.freq, batch_size, ctx.default_chunk_bytes)
     names = prof.table_names
 
     def check(b: int, outs: list[np.ndarray]) -> None:
         for ti, out in enumerate(outs):
-            want = reference_pool(tables[ti], batches[b][ti], batch_size)
+            want = data.reference(b, ti)
             if not np.array_equal(out, want):
                 bad = int(np.count_nonzero(np.any(out != want, axis=1)))
                 raise ReplayMismatch(

@@ -19,7 +19,9 @@ the model adds the two instead of overlapping them:
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),
-  sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass).
+  sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass),
+  pin_cycles_per_id (`kernels.gather_rows` of a GM task with 256 pinned rows, half the ids hits, minus `np.take`
+  of the same ids, per id per log2(256) = 8 search steps).
 - per_task_s: one task of one look-up; launch_s / merge_sync_s: a batch of no tasks on pinned workers.
 - Chip GM bandwidth: every core streaming at once. Core count: this process's CPU affinity.
 Every figure is written with its measurement and confidence "measured" (or "published" for what the OS
@@ -189,6 +191,24 @@ def sort_s_per_id_pass(lookups: int, repeats: int, rng: np.random.Generator) -> 
     return _median_time(lambda: np.unique(ids, return_inverse=True), repeats) / (lookups * passes)
 
 
+#: Pinned rows of the pinned-set test micro-benchmark (8 binary-search steps).
+PIN_ROWS = 256
+
+
+def pin_s_per_id_step(lookups: int, repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per id per search step of replay's pinned-row test: a GM task with PIN_ROWS pinned rows (half the
+    ids hit) minus a plain gather of the same ids, on a cached table so the rows cost the same both ways."""
+    src = np.zeros((4096, 16), np.float32)
+    task = _task(src, "GM")
+    task.hot_ids = np.sort(rng.choice(src.shape[0], PIN_ROWS, replace=False)).astype(np.int64)
+    task.hot_data = np.take(src, task.hot_ids, axis=0)
+    ids = rng.integers(0, src.shape[0], lookups)
+    ids[: lookups // 2] = rng.choice(task.hot_ids, lookups // 2)
+    t_pin = _median_time(lambda: gather_rows(task, ids), repeats)
+    t_take = _median_time(lambda: np.take(src, ids, axis=0), repeats)
+    return max(t_pin - t_take, 1e-12 * lookups) / (lookups * np.log2(PIN_ROWS))
+
+
 def chase_s(arr: np.ndarray, steps: int) -> float:
     """Seconds per step of a dependent-load chase through the random cycle `arr` (Python loop included)."""
     i = 0
@@ -300,6 +320,7 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
         m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
         m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
         m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
+        m["pin_s_per_id_step"] = pin_s_per_id_step(b.lookups, b.repeats, rng)
         chunk = max(l2 // 4, 4096)
         m["chunk_bytes"] = chunk
         say("streaming chunks of a DRAM-sized table")
@@ -354,7 +375,9 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     slope = (pool[512] - pool[64]) / (512 - 64)  # cycles per byte
     pool_rate = 1.0 / slope if slope > 0 else 512.0 / pool[512]
     pool_row = max(pool[64] - 64.0 / pool_rate, 0.0)
-    route_c, scan_c, sort_c = (cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass"))
+    route_c, scan_c, sort_c, pin_c = (
+        cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass", "pin_s_per_id_step")
+    )
     # numpy gathers every row, then pools them: the combined kernel costs the sum of the two, not the larger
     both, gather_64, pool_64 = cyc(float(m["gather_pool_dram_64B"])), gm_row, pool[64]
     chip_gm = max(float(m["chip_stream_bps"]), stream_rate * clock, gm_rate * clock)
@@ -432,6 +455,11 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             f"({src})",
             "measured",
         ),
+        "core_types.core.pin_cycles_per_id": (
+            f"replay's GM gather_rows with {PIN_ROWS} pinned rows (np.searchsorted, hit mask, two gathers into "
+            f"place), half the ids hits, minus np.take of the same ids: per id per log2({PIN_ROWS}) step ({src})",
+            "measured",
+        ),
         "core_types.core.overlaps_fetch_compute": (
             f"numpy runs each call to completion: gather + pool of 64 B DRAM rows took {both:.0f} cycles per row, "
             f"gather alone {gather_64:.0f} + pooling alone {pool_64:.0f} = {gather_64 + pool_64:.0f} ({src})",
@@ -470,6 +498,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         route_cycles_per_id=route_c,
         scan_cycles_per_id=scan_c,
         sort_cycles_per_id=sort_c,
+        pin_cycles_per_id=pin_c,
         overlaps_fetch_compute=False,
     )
     hw = HardwareProfile(

@@ -47,6 +47,7 @@ class CoreType:
     route_cycles_per_id: float  # a sharded task keeping its own look-ups: test, compact id and query, count per query
     scan_cycles_per_id: float  # a *-UB task, per id per streamed chunk: compare with the chunk's rows, keep the hits
     sort_cycles_per_id: float  # de-duplication sort, per id per pass (ceil(log2 n) passes for n ids)
+    pin_cycles_per_id: float  # GM with pinned rows: test an id against the sorted pinned set, per id per search step
     overlaps_fetch_compute: bool  # row fetches run under compute (double buffering); False: one after the other
     runs_lookups: bool = True  # whether embedding look-up tasks may be placed on this core type
 

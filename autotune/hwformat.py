@@ -71,6 +71,7 @@ CORE_FIGURES = (
     FieldSpec("route_cycles_per_id", float, "nonnegative", "cycles/id", "routing one look-up id to its shard"),
     FieldSpec("scan_cycles_per_id", float, "nonnegative", "cycles/id", "scanning one id against one streamed chunk"),
     FieldSpec("sort_cycles_per_id", float, "nonnegative", "cycles/id", "one sort pass over one id (de-duplication)"),
+    FieldSpec("pin_cycles_per_id", float, "nonnegative", "cycles/id", "one search step of one id in the pinned set"),
     FieldSpec("overlaps_fetch_compute", bool, "", "bool", "whether row fetches run under compute (double buffering)"),
 )
 MEMORY_FIGURES = (
@@ -288,12 +289,12 @@ def _validate_core(hw: HardwareProfile, core: CoreType, fail: Callable[[str, str
                     "must be > 0 B/cycle on a core type with runs_lookups = true: a core that pools "
                     "embedding rows needs a gather and an accumulate rate",
                 )
-        for key in ("route_cycles_per_id", "scan_cycles_per_id", "sort_cycles_per_id"):
+        for key in ("route_cycles_per_id", "scan_cycles_per_id", "sort_cycles_per_id", "pin_cycles_per_id"):
             if getattr(core, key) <= 0:
                 raise fail(
                     f"{at}.{key}",
                     "must be > 0 cycles/id on a core type with runs_lookups = true: handling a look-up id "
-                    "(compare, compact, sort) is never free; derive it from the vector width or measure it",
+                    "(compare, compact, sort, search) is never free; derive it from the vector width or measure it",
                 )
     mem_names = [m.name for m in core.memories]
     for mem in core.memories:

@@ -88,8 +88,8 @@ def round_chip(
     1 GHz (1 cycle = 1 ns); GM: 32 B/cycle per core, latency 100 cycles, 32-byte blocks; L2: 64 B/cycle,
     latency 50 cycles; gather 64 B/cycle, pool 128 B/cycle; UB fills from L1 at 128 B/cycle; chip GM
     bandwidth 1e12 B/s, L2 2e12 B/s, 1 GiB of GM. Streaming from GM also 32 B/cycle; id work (route, scan,
-    one sort pass) 4 B / 128 B/cycle = 1/32 cycle per id; no per-row pooling constant; fetches overlap
-    compute. `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
+    one sort pass) 4 B / 128 B/cycle = 1/32 cycle per id; pinned-set test free; no per-row pooling constant;
+    fetches overlap compute. `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
     """
     memories = [LocalMemory("UB", ub_bytes, True, 32, 256.0, "L1" if l1_bytes else "GM", 128.0 if l1_bytes else 32.0)]
     if l1_bytes:
@@ -108,6 +108,7 @@ def round_chip(
         "route_cycles_per_id": 4 / 128,
         "scan_cycles_per_id": 4 / 128,
         "sort_cycles_per_id": 4 / 128,
+        "pin_cycles_per_id": 0.0,
         "overlaps_fetch_compute": True,
     }
     figures.update(core_figures)

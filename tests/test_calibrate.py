@@ -31,6 +31,7 @@ MEASURED = {
     "route_s_per_id": 10e-9,
     "scan_s_per_id": 1e-9,
     "sort_s_per_id_pass": 2e-9,
+    "pin_s_per_id_step": 5e-9,
     "chunk_bytes": 512 << 10,
     "stream_s_per_byte": 0.1e-9,
     "per_task_s": 8e-6,
@@ -62,6 +63,7 @@ def test_fit_by_hand() -> None:
     # id work at 2 GHz: 10 ns = 20 cycles per routed id, 1 ns = 2 per scanned id, 2 ns = 4 per id per sort pass
     assert abs(core.route_cycles_per_id - 20.0) < 1e-9
     assert abs(core.scan_cycles_per_id - 2.0) < 1e-9 and abs(core.sort_cycles_per_id - 4.0) < 1e-9
+    assert abs(core.pin_cycles_per_id - 10.0) < 1e-9  # 5 ns per id per search step
     assert abs(core.gm_stream_bytes_per_cycle - 5.0) < 1e-12  # the chunked copy, not the random-row rate
     assert core.overlaps_fetch_compute is False  # numpy gathers, then pools
     assert hw.overheads.per_task_s == 8e-6 and hw.overheads.launch_s == 60e-6

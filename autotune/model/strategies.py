@@ -19,6 +19,8 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
   in local memory). *-UB scans cost `scan_cycles_per_id` per id per chunk: id work is integer work on ids,
   priced per id, not at the float pooling rate.
+- GM with H pinned rows tests every fetched id against the sorted pinned set: ceil(log2 H) search steps of
+  `pin_cycles_per_id` per id (compute), whether or not it hits.
 - Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`. Fetches overlap compute
   (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up.
 """
@@ -240,6 +242,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     pool_rate, gather_rate = core.pool_bytes_per_cycle, core.gather_bytes_per_cycle
     pool_row, stream_gm = core.pool_row_cycles, core.gm_stream_bytes_per_cycle
     route_c, scan_c, sort_c = core.route_cycles_per_id, core.scan_cycles_per_id, core.sort_cycles_per_id
+    pin_c = core.pin_cycles_per_id
     lat_gm, lat_l2, out = core.gm_latency_cycles, core.l2_latency_cycles, max(core.outstanding_requests, 1)
     l1_rate = roles.l1_to_staging_bytes_per_cycle or 1.0
 
@@ -264,6 +267,8 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
     pool = n * (pool_row + rb / pool_rate)
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
+    steps = np.maximum(1.0, np.ceil(np.log2(np.maximum(hot_rows, 1.0))))
+    pin_test = np.where(is_gm & (hot_rows > 0), f * pin_c * steps, 0.0)  # each fetched id searched in the pinned set
 
     # ---- *-UB: chunks double-buffered in staging, accumulators beside them, query groups if they do not fit
     acc_room = stg.capacity_bytes - 2.0 * chunk
@@ -277,7 +282,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     mem = np.where(is_gm, fetch_l2 + fetch_gm, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
     ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
-    comp = comp + expand
+    comp = comp + expand + pin_test
     fill = np.where(is_gm, lat_gm, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 
     # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches

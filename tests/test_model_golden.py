@@ -91,6 +91,52 @@ def test_hot_row_pinning():
     assert p.per_core[0].memory_bytes == 6400 + 2 * 64 + 16 * 4  # pinned + two row buffers + one accumulator
 
 
+def test_serial_fetch_and_compute_add_up():
+    # a core that does not overlap (numpy): fetch 200 x 25 = 5000 + pooling 100 + latency 100 = 5200 cycles
+    prof, hw, b = one_table(overlaps_fetch_compute=False)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5200 * NS, rel=1e-12)
+
+
+def test_pooling_pays_a_cost_per_row():
+    # pooling 200 rows x (2 cycles + 64 B / 128 B/cycle) = 500; serial: 5000 + 500 + 100 = 5600 cycles
+    prof, hw, b = one_table(overlaps_fetch_compute=False, pool_row_cycles=2.0)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5600 * NS, rel=1e-12)
+
+
+def test_routing_is_priced_per_id():
+    # 2 contiguous shards, routing scans all 200 ids at 1 cycle each = 200: 2500 + 100 + 200 = 2800 cycles a task;
+    # the merge as in test_two_core_shard_with_merge (no sync, no launch)
+    prof, hw, b = one_table(cores=2, route_cycles_per_id=1.0)
+    merge = 2 * 100 * (1 - math.exp(-1.0)) * 2 * 16 * 4 / 6.4e10
+    assert run(prof, hw, b, strategy="GM", shards=2) == pytest.approx(2800 * NS + merge, rel=1e-12)
+
+
+def test_gm_ub_streams_at_the_streaming_rate_and_scans_per_id():
+    # stream 64,000 B at 64 B/cycle = 1000; compute: 4 chunks x 200 ids x 2 cycles = 1600 + gather 200 + pooling
+    # 100 = 1900, added (no overlap): 2900; first chunk 16,384 / 64 = 256 + latency 100: 3256 cycles
+    prof, hw, b = one_table(overlaps_fetch_compute=False, gm_stream_bytes_per_cycle=64.0, scan_cycles_per_id=2.0)
+    assert run(prof, hw, b, strategy="GM-UB") == pytest.approx(3256 * NS, rel=1e-12)
+
+
+def test_pinned_set_test_per_fetched_id():
+    # 100 pinned rows: ceil(log2 100) = 7 search steps x 1 cycle for each of the 200 fetched ids = 1400 cycles of
+    # compute, + pooling 100 + hits 20 = 1520; overlapped it hides under 4500 of fetches (4600 as before),
+    # serial it adds: 4500 + 1520 + 100 = 6120 cycles
+    prof, hw, b = one_table(pin_cycles_per_id=1.0)
+    assert run(prof, hw, b, strategy="GM", hot_rows=100) == pytest.approx(4600 * NS, rel=1e-12)
+    prof, hw, b = one_table(pin_cycles_per_id=1.0, overlaps_fetch_compute=False)
+    assert run(prof, hw, b, strategy="GM", hot_rows=100) == pytest.approx(6120 * NS, rel=1e-12)
+
+
+def test_dedup_sorts_per_id_and_expands_from_unique_rows():
+    # batch 128, n = 256, U distinct rows as in test_dedup; sort 256 ids x 1 cycle x 8 passes = 2048; fetch U x 25;
+    # compute: pooling 128 + each look-up gathered from the unique rows 256 x 64 / 64 = 256; serial; + latency 100
+    prof, hw, b = one_table(batch=128, sort_cycles_per_id=1.0, overlaps_fetch_compute=False)
+    u = 1000 * (1 - 0.999**256)
+    expected = 2048 + u * 25 + 128 + 256 + 100
+    assert run(prof, hw, b, strategy="GM", dedup=True) == pytest.approx(expected * NS, rel=1e-9)
+
+
 def test_dedup():
     # batch 128: n = 256 look-ups (a grid point of the unique curve); distinct rows among 256 uniform draws
     # over 1000 rows: U = 1000 (1 - 0.999^256); sort: 256 ids x 4 B x log2(256) = 8 passes / 128 = 64 cycles;

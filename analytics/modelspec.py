@@ -15,12 +15,11 @@ or a mapping `[tables.C1] rows = 39884406`. JSON files use the same structure.
 
 from __future__ import annotations
 
-import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune.docfile import load_doc
 from autotune.errors import UserError
 from autotune.workload import DTYPE_BYTES
 
@@ -49,16 +48,7 @@ class ModelSpec:
 def load_model_spec(path: str | Path, default_dim: int = 64, default_dtype: str = "float32") -> ModelSpec:
     """Read and validate a model spec; every problem is a `UserError` naming the file and the field."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"{p}: model spec not found; give a TOML or JSON file with per-table rows, dim, dtype")
-    try:
-        text = p.read_text(encoding="utf-8")
-        doc = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{p}: model spec is not readable text ({exc})") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if p.suffix.lower() == ".json" else "TOML"
-        raise UserError(f"{p}: model spec is not valid {kind} ({exc})") from None
+    doc = load_doc(p, "model spec (per-table rows, dim, dtype)")
     return spec_from_doc(doc, p, default_dim, default_dtype)
 
 

@@ -130,7 +130,7 @@ def test_spec_file(tmp_path: Path) -> None:
         (["--queries", "10", "--tables", "3", "--format", "criteo"], "has 3 tables"),
         (["--queries", "10", "--tables", "2", "--format", "xml"], "--format 'xml' is unknown"),
         (["--queries", "10", "--tables", "2", "--zipf", "-3"], "'alpha'"),
-        (["--queries", "10", "--spec", "/nonexistent/spec.toml"], "no such spec file"),
+        (["--queries", "10", "--spec", "/nonexistent/spec.toml"], "synth spec not found"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:

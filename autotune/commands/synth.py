@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import shlex
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from autotune.console import emit_json, err
+from autotune.docfile import load_doc
 from autotune.errors import UserError, handle_errors
 
 #: Files a previous `autotune synth` output holds; such a folder may be replaced.
@@ -22,16 +21,7 @@ def load_spec_file(path: Path) -> Any:
     """A spec (see `autotune.synth.spec_from_dict`) from a TOML or JSON file."""
     from autotune.synth import spec_from_dict
 
-    if not path.is_file():
-        raise UserError(f"{path}: no such spec file")
-    try:
-        text = path.read_text(encoding="utf-8")
-        doc = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the spec file ({exc})") from None
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise UserError(f"{path}: not valid {kind} ({exc}); fix the file or use .json/.toml") from None
+    doc = load_doc(path, "synth spec")
     return spec_from_dict(doc, str(path), default_name=path.stem)
 
 

@@ -3,7 +3,6 @@ then store the best mapping and the evidence under `runs/<run>/`."""
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import sys
 import time
@@ -423,7 +422,3 @@ def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash
         profile={"name": ctx.profile.name, "hash": content_hash},
         predicted_latency_s=latency,
     )
-
-
-def speedup(base: float, best: float) -> float:
-    return base / best if best > 0 and math.isfinite(base) else math.nan

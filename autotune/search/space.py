@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import optuna
 
@@ -231,7 +231,3 @@ def _clip_shape(r: int, k: int, counts: tuple[int, ...], n: int) -> tuple[int, i
     k = max(c for c in counts if c <= max(k, 1))
     r = max(c for c in counts if c <= max(r, 1) and c * k <= n)
     return r, k
-
-
-def strip_placement(m: Mapping) -> Mapping:
-    return replace(m, tables=tuple(replace(t, placement=None) for t in m.tables))

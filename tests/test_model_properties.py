@@ -202,3 +202,16 @@ def test_infeasible_when_more_tasks_than_cores():
     prof = workload(zipf_table("T", rows=1000))
     s = score(ModelContext(prof, hw, 64), Mapping(tables=(TableMapping("T", replicas=2, shards=2),)))
     assert not s.feasible and "needs 4 cores" in s.reason
+
+
+def test_memory_priced_bound_by_hand() -> None:
+    # Two tables, each either cheap and keeping 10 kB on-chip (1 µs) or dear and keeping nothing (3 µs); the
+    # chip holds 10 kB. Any mapping pays 1 + 3 = 4 µs; ignoring memory would say 2 µs. The Lagrangian bound
+    # 2 min(1 µs + 1e4 p, 3 µs) - 1e4 p peaks at 4 µs for p = 2e-10 s/B; the price grid steps by 15.5%, so the
+    # bound lands within (1e4 x 2e-10 / 1.155 ... 4 µs].
+    from autotune.model.bounds import _memory_priced_work
+
+    points = [(np.array([1e-6, 3e-6]), np.array([1e4, 0.0]))] * 2
+    got = _memory_priced_work(points, capacity=1e4)
+    assert 3.7e-6 <= got <= 4e-6 * (1 + 1e-9)
+    assert _memory_priced_work(points, capacity=2e4) == pytest.approx(2e-6)  # room for both: no price helps

@@ -5,7 +5,9 @@ least GM bytes / chip GM bandwidth, least L2 bytes / chip L2 bandwidth) + launch
 of the model's latency from below: the busiest core carries at least the average work and at least the
 slowest task; the chip bounds sum bytes. The minima are over every feasible point of `knob_grid` for each
 table (costed exactly by the model), so the bound holds for every mapping drawn from that grid: the knob
-values the search explores.
+values the search explores. The total work is also bounded with on-chip bytes priced (a Lagrangian bound,
+`_memory_priced_work`): the cheapest configurations keep hot rows or whole tables on-chip, and the chip's
+local memories cannot hold every table's cheapest one at once.
 """
 
 from __future__ import annotations
@@ -71,7 +73,11 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
     cached = ctx.__dict__.get("_lower_bound")
     if cached is not None:
         return cached
+    roles = ctx.roles
+    separate = roles.resident is not None and not roles.shared  # else only staging bytes are capped
+    capacity = ctx.n_cores * (roles.staging.capacity_bytes + (roles.resident.capacity_bytes if separate else 0))
     work, largest, gm, l2 = [], [], [], []
+    points: list[tuple[np.ndarray, np.ndarray]] = []  # per table: (work, kept bytes) of each feasible knob set
     for t in range(len(ctx.tables)):
         entries = [(t, knobs) for knobs in knob_grid(ctx, t)]
         a = shard_arrays(ctx, entries)
@@ -81,14 +87,18 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
         fits = np.logical_and.reduceat(a["fits"], starts)
         gmb = np.add.reduceat(a["gm_bytes"], starts) * r
         l2b = np.add.reduceat(a["l2_bytes"], starts) * r
+        kept = a["kept_stg"] + (a["kept_res"] if separate else 0.0)
+        keptb = np.add.reduceat(kept, starts) * r
         if not fits.any():  # nothing on the grid runs this table: the bound ignores it rather than lie
             continue
         work.append(total[fits].min())
         largest.append(slowest[fits].min())
         gm.append(gmb[fits].min())
         l2.append(l2b[fits].min())
+        points.append((total[fits], keptb[fits]))
+    total_work = max(float(sum(work)), _memory_priced_work(points, capacity))
     hw = ctx.hw
-    avg = float(sum(work)) / ctx.n_cores
+    avg = total_work / ctx.n_cores
     big = float(max(largest, default=0.0))
     gmb_s = float(sum(gm)) / hw.gm_bandwidth_bytes_per_s
     l2b_s = float(sum(l2)) / hw.l2_bandwidth_bytes_per_s
@@ -101,3 +111,26 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
     )
     ctx.__dict__["_lower_bound"] = lb
     return lb
+
+
+#: Prices of on-chip bytes (seconds per byte) tried by the Lagrangian bound; any price gives a valid bound.
+_PRICES = np.concatenate([[0.0], np.geomspace(1e-18, 1e-3, 241)])
+
+
+def _memory_priced_work(points: list[tuple[np.ndarray, np.ndarray]], capacity: float) -> float:
+    """A lower bound on the total work of any mapping whose kept on-chip bytes fit the chip's local memories.
+
+    Cheap configurations often keep bytes on-chip (hot rows, resident tables), and every table cannot have its
+    cheapest one at once. For any price p >= 0 of a byte, weak duality of the relaxed problem
+    min sum_t work_t  s.t.  sum_t bytes_t <= capacity  gives  sum_t min_j (work_tj + p bytes_tj) - p capacity;
+    the best of a grid of prices is taken (p = 0 is the unpriced bound). Summing per-core capacities into one
+    chip-wide budget only relaxes the per-core limits, so the bound stays valid.
+    """
+    if not points:
+        return 0.0
+    best = np.full(len(_PRICES), -np.inf)
+    acc = np.zeros(len(_PRICES))
+    for w, b in points:
+        acc += (w[None, :] + _PRICES[:, None] * b[None, :]).min(axis=1)
+    best = acc - _PRICES * capacity
+    return float(best.max())

@@ -131,23 +131,25 @@ class SearchSpace:
         return Shape(1, c, "contiguous" if split == "shards" else "balanced")
 
     def seeds(self) -> list[dict[str, object]]:
-        """Good starting points besides the baselines: every table split to a grain, by replicas."""
+        """Good starting points besides the baselines: every table split to a grain, by replicas, under a few
+        on-chip memory budgets (which decide how many hot rows each table may pin)."""
         if not self.light:
             return []
         small = self.thresholds[0]
         out = []
-        for grain in (1.0, 0.5, 0.25):
-            p: dict[str, object] = {
-                "rest": REST_KNOBS,
-                "pick": "work",
-                "budget": BUDGETS[0],
-                "grain": grain,
-                "split": "replicas",
-                "small_bytes": small,
-                "small_replicas": self.counts[-1],
-            }
-            p.update({f"{name}.rk": AUTO for name in self.heavy})
-            out.append(p)
+        for budget in (1.0, 0.5, 0.25):
+            for grain in (2.0, 1.0, 0.5, 0.25):
+                p: dict[str, object] = {
+                    "rest": REST_KNOBS,
+                    "pick": "work",
+                    "budget": budget,
+                    "grain": grain,
+                    "split": "replicas",
+                    "small_bytes": small,
+                    "small_replicas": self.counts[-1],
+                }
+                p.update({f"{name}.rk": AUTO for name in self.heavy})
+                out.append(p)
         return out
 
     def params_of(self, baseline: str) -> dict[str, object]:

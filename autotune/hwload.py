@@ -135,12 +135,24 @@ def load_hardware(spec: str | Path) -> HardwareProfile:
     return _read_named(path)
 
 
-def list_hardware() -> list[HardwareInfo]:
-    """Bundled profiles, then user profiles (a user file that shadows a bundled name is listed too)."""
+def list_hardware(broken: list[str] | None = None) -> list[HardwareInfo]:
+    """Bundled profiles, then user profiles (a user file that shadows a bundled name is listed too).
+
+    A user profile that does not load (hand-edited, or written by an older `autotune calibrate` before a
+    figure was added) raises `UserError`, unless `broken` is given: then its one-line reason is appended
+    there and the listing goes on, so one stale file does not hide every other profile. A broken bundled
+    profile always raises: it is a packaging bug, not the user's.
+    """
     infos: list[HardwareInfo] = []
     for origin, folder in (("bundled", bundled_dir()), ("user", user_dir())):
         for path in _profiles_in(folder).values():
-            hw = _read_named(path)
+            try:
+                hw = _read_named(path)
+            except UserError as exc:
+                if broken is None or origin == "bundled":
+                    raise
+                broken.append(f"{exc}; or re-create it with `autotune calibrate`")
+                continue
             infos.append(
                 HardwareInfo(
                     name=hw.name,

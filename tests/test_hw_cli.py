@@ -185,12 +185,26 @@ def test_unreadable_bytes_are_one_clear_line(tmp_path: Path) -> None:
     assert line.startswith(f"error: {bad}: cannot read hardware profile")
 
 
-def test_malformed_user_profile_breaks_list_with_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_malformed_user_profile_is_skipped_by_list_with_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = tmp_path / "hw"
     user.mkdir()
     (user / "cpu.toml").write_text(sub(B, r'^name = "ascend910b"', 'name = "cpu"').replace("value = 48", "value = 0"))
+    (user / "mychip.toml").write_text(sub(B, r'^name = "ascend910b"', 'name = "mychip"'))
     monkeypatch.setenv(USER_DIR_ENV, str(user))
-    res = runner.invoke(app, ["hw", "list"])
+    res = runner.invoke(app, ["hw", "list", "--json"])
+    assert res.exit_code == 0
+    (line,) = res.stderr.splitlines()
+    assert line.startswith(f"warning: skipped {user / 'cpu.toml'}: field 'core_types.vector.count' must be > 0")
+    assert line.endswith("or re-create it with `autotune calibrate`")
+    listed = json.loads(res.stdout)
+    names = [(p["name"], p["origin"]) for p in listed["profiles"]]
+    assert ("mychip", "user") in names and ("cpu", "user") not in names
+    assert ("ascend910b", "bundled") in names
+    assert len(listed["skipped"]) == 1
+    # Naming the broken profile directly is still an error, not a silent fallback.
+    res = runner.invoke(app, ["hw", "show", "cpu"])
     assert res.exit_code != 0
     (line,) = res.stderr.splitlines()
     assert line.startswith(f"error: {user / 'cpu.toml'}: field 'core_types.vector.count' must be > 0")

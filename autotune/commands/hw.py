@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import typer
@@ -57,8 +58,14 @@ def _si(value: float, unit: str) -> str:
 def list_command(
     json_out: bool = typer.Option(False, "--json", help="Print the list as JSON on stdout (for scripts)."),
 ) -> None:
-    """List the hardware profiles: bundled chips, then calibrated ones from the user profile folder."""
-    infos = list_hardware()
+    """List the hardware profiles: bundled chips, then calibrated ones from the user profile folder.
+
+    A user profile that does not load is skipped with a warning line on stderr naming the file and the field.
+    """
+    broken: list[str] = []
+    infos = list_hardware(broken)
+    for line in broken:
+        print(f"warning: skipped {line}", file=sys.stderr)
     if json_out:
         emit_json(
             {
@@ -78,6 +85,7 @@ def list_command(
                 ],
                 "aliases": ALIASES,
                 "user_dir": str(user_dir()),
+                "skipped": broken,
             }
         )
         return

@@ -163,3 +163,12 @@ def test_non_gm_strategies_do_not_load_the_slice():
     streamed = replace(default_gather(ctx), tables=(replace(default_gather(ctx).tables[0], strategy="GM-UB"),))
     assert evaluate_latency(ctx, streamed) < slow
     assert lower_bound(ctx).latency_s <= evaluate_latency(ctx, streamed)
+
+
+def test_prediction_names_the_worst_hot_spot():
+    hw = round_chip(cores=2, l2_slices=1000, interleave_bytes=512)
+    prof = workload(hand_table())
+    ctx = ModelContext(prof, hw, 100)
+    p = predict(prof, hw, default_gather(ctx), 100, ctx)
+    assert p.breakdown["hot_spot_s"] == pytest.approx(4800e-9)  # 9,600 B at 2 B/ns, as worked out above
+    assert p.breakdown["hot_spot_table"] == "t"

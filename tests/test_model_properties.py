@@ -217,7 +217,21 @@ def test_memory_priced_bound_by_hand() -> None:
     # bound lands within (1e4 x 2e-10 / 1.155 ... 4 µs].
     from autotune.model.bounds import _memory_priced_work
 
-    points = [(np.array([1e-6, 3e-6]), np.array([1e4, 0.0]))] * 2
+    points = [(np.array([1e-6, 3e-6]), np.array([1e4, 0.0]), np.array([1e-6, 3e-6]))] * 2
     got = _memory_priced_work(points, capacity=1e4)
     assert 3.7e-6 <= got <= 4e-6 * (1 + 1e-9)
     assert _memory_priced_work(points, capacity=2e4) == pytest.approx(2e-6)  # room for both: no price helps
+
+
+def test_span_constrained_work_by_hand() -> None:
+    # Two cores. Table A: one 10 us task, or two 6 us tasks (12 us of work); table B: one 2 us task. Alone, the
+    # average work (10 + 2) / 2 = 6 us and the largest least-slowest task (6 us) say 6 us. Tied together: a busiest
+    # core of M < 10 us forces A's two-task form, 14 us of work, so M >= 7 us; M >= 10 us otherwise: 7 us.
+    # (The best mapping takes 8 us: 6 | 6 + 2.)
+    from autotune.model.bounds import _span_constrained_work
+
+    a = (np.array([10e-6, 12e-6]), np.zeros(2), np.array([10e-6, 6e-6]))
+    b = (np.array([2e-6]), np.zeros(1), np.array([2e-6]))
+    assert _span_constrained_work([a, b], capacity=1.0, cores=2) == pytest.approx(7e-6)
+    # with three cores the balanced work (14 / 3) falls below A's 6 us task: the bound is 6 us
+    assert _span_constrained_work([a, b], capacity=1.0, cores=3) == pytest.approx(6e-6)

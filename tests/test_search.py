@@ -159,7 +159,10 @@ def _completed(journal: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    try:
+        study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    except KeyError:  # the journal file exists a moment before the study's first record is written
+        return []
     return study.get_trials(deepcopy=False)
 
 

@@ -172,3 +172,20 @@ def test_prediction_names_the_worst_hot_spot():
     p = predict(prof, hw, default_gather(ctx), 100, ctx)
     assert p.breakdown["hot_spot_s"] == pytest.approx(4800e-9)  # 9,600 B at 2 B/ns, as worked out above
     assert p.breakdown["hot_spot_table"] == "t"
+
+
+def test_hash_row_map_places_hot_ids_at_their_fnv1a_rows():
+    from autotune.model.hotspot import hot_rows
+
+    def fnv1a(text: str) -> int:  # the FNV-1a 64-bit spec, byte by byte
+        h = 0xCBF29CE484222325
+        for b in text.encode():
+            h = ((h ^ b) * 0x100000001B3) % 2**64
+        return h
+
+    ids = ("user-17", "ad:42", "7", "0", "zzz")
+    share, rows = hot_rows(hand_table(ids=ids, row_map="hash"))
+    assert share == pytest.approx(np.array(COUNTS) / 1000)
+    assert rows is not None and rows.tolist() == [fnv1a(i) % 1000 for i in ids]
+    # identity ids that are not rows of the table leave positions unknown
+    assert hot_rows(hand_table(ids=("0", "1", "2", "3", "5000")))[1] is None

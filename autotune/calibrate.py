@@ -393,6 +393,9 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             "measured",
         ),
         "chip.l2_bandwidth_bytes_per_s": (f"{P} cores x l2_read_bytes_per_cycle x clock_hz", "derived"),
+        "chip.l2_slices": ("one last-level-cache slice per core (ring / mesh parts)", "derived"),
+        "chip.interleave_bytes": ("the cache line: lines are hashed over the last-level-cache slices", "derived"),
+        "core_types.core.caches_gm_reads": ("a row read again by a core hits its private L1/L2", "published"),
         "overheads.launch_s": (
             f"a batch of no tasks on {P} pinned workers: barrier wake-up spread ({src})",
             "measured",
@@ -500,6 +503,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         sort_cycles_per_id=sort_c,
         pin_cycles_per_id=pin_c,
         overlaps_fetch_compute=False,
+        caches_gm_reads=True,
     )
     hw = HardwareProfile(
         name="cpu",
@@ -511,6 +515,8 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         gm_bandwidth_bytes_per_s=chip_gm,
         l2_capacity_bytes=int(min(l3_eff, int(m["mem_total"]) - 1)),
         l2_bandwidth_bytes_per_s=chip_l2,
+        l2_slices=P,
+        interleave_bytes=line,
         overheads=Overheads(
             launch_s=float(m["launch_s"]), per_task_s=float(m["per_task_s"]), merge_sync_s=float(m["launch_s"])
         ),

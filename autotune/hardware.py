@@ -49,6 +49,7 @@ class CoreType:
     sort_cycles_per_id: float  # de-duplication sort, per id per pass (ceil(log2 n) passes for n ids)
     pin_cycles_per_id: float  # GM with pinned rows: test an id against the sorted pinned set, per id per search step
     overlaps_fetch_compute: bool  # row fetches run under compute (double buffering); False: one after the other
+    caches_gm_reads: bool  # a private cache keeps the lines a core read from GM (CPU L1/L2, GPU L1); Ascend DMA: no
     runs_lookups: bool = True  # whether embedding look-up tasks may be placed on this core type
 
     def memory(self, name: str) -> LocalMemory | None:
@@ -80,6 +81,8 @@ class HardwareProfile:
     gm_bandwidth_bytes_per_s: float  # chip-wide global-memory bandwidth
     l2_capacity_bytes: int  # shared last-level cache
     l2_bandwidth_bytes_per_s: float  # chip-wide L2 bandwidth
+    l2_slices: int  # L2 slices (each before a memory channel) that addresses are interleaved over
+    interleave_bytes: int  # granule of that interleave: every byte of one granule is served by one slice
     overheads: Overheads
     provenance: dict[str, tuple[str, str]] = field(default_factory=dict)  # figure path -> (source, confidence)
     path: Path | None = None
@@ -95,6 +98,11 @@ class HardwareProfile:
     @property
     def n_cores(self) -> int:
         return self.lookup_cores.count
+
+    @property
+    def slice_bytes_per_s(self) -> float:
+        """Bandwidth of one L2 slice: the chip's L2 bandwidth is the sum over its slices."""
+        return self.l2_bandwidth_bytes_per_s / self.l2_slices
 
     def cycles_to_s(self, cycles: float) -> float:
         return cycles / self.clock_hz

@@ -49,6 +49,10 @@ CHIP_FIGURES = (
     FieldSpec("gm_bandwidth_bytes_per_s", float, "positive", "B/s", "chip-wide global-memory bandwidth"),
     FieldSpec("l2_capacity_bytes", int, "nonnegative", "B", "shared last-level cache capacity (L3 on CPUs)"),
     FieldSpec("l2_bandwidth_bytes_per_s", float, "positive", "B/s", "chip-wide last-level-cache bandwidth"),
+    FieldSpec("l2_slices", int, "positive", "slices", "L2 slices that global-memory addresses are interleaved over"),
+    FieldSpec(
+        "interleave_bytes", int, "positive", "B", "address interleave granule over the L2 slices", power_of_two=True
+    ),
 )
 OVERHEAD_FIGURES = (
     FieldSpec("launch_s", float, "nonnegative", "s", "kernel launch / dispatch of one batch"),
@@ -73,6 +77,7 @@ CORE_FIGURES = (
     FieldSpec("sort_cycles_per_id", float, "nonnegative", "cycles/id", "one sort pass over one id (de-duplication)"),
     FieldSpec("pin_cycles_per_id", float, "nonnegative", "cycles/id", "one search step of one id in the pinned set"),
     FieldSpec("overlaps_fetch_compute", bool, "", "bool", "whether row fetches run under compute (double buffering)"),
+    FieldSpec("caches_gm_reads", bool, "", "bool", "whether a private cache keeps the lines a core read from GM"),
 )
 MEMORY_FIGURES = (
     FieldSpec("capacity_bytes", int, "positive", "B", "capacity usable by one core"),

@@ -10,6 +10,7 @@ other baseline, and the seconds the search took to come within 1% of its final b
     .venv/bin/python benchmarks/search_quality.py                 # everything (about 30 searches)
     .venv/bin/python benchmarks/search_quality.py --quick         # Avazu and meta84 on ascend910b only
     .venv/bin/python benchmarks/search_quality.py --hw ascend910b a100-80gb --workloads meta84 --trials 400
+    .venv/bin/python benchmarks/search_quality.py --workloads criteo1tb --hw ascend910b --zipf 3   # extreme skew
 
 Criteo-1TB's tables are 96 GiB in float32 at dim 128, more than any single bundled chip holds; the benchmark
 stores them in float16 (48 GiB, as inference servers commonly do), which still exceeds the 910A's 32 GiB:
@@ -38,8 +39,8 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "autotune", *args], capture_output=True, text=True, cwd=ROOT)
 
 
-def make_profile(work: Path, preset: str, contiguous: bool) -> Path:
-    tag = f"{preset}-{'contiguous' if contiguous else 'scattered'}"
+def make_profile(work: Path, preset: str, contiguous: bool, zipf: float | None = None) -> Path:
+    tag = f"{preset}-{'contiguous' if contiguous else 'scattered'}" + (f"-zipf{zipf:g}" if zipf else "")
     logs, prof = work / "logs" / tag, work / "profiles" / tag
     args = [
         "synth",
@@ -55,6 +56,8 @@ def make_profile(work: Path, preset: str, contiguous: bool) -> Path:
     ]
     if contiguous:
         args.append("--contiguous-hot")
+    if zipf:
+        args += ["--zipf", str(zipf)]
     res = cli(*args)
     if res.returncode:
         raise SystemExit(f"synth {tag} failed: {res.stderr.strip()}")
@@ -92,6 +95,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=512)
     ap.add_argument("--quick", action="store_true", help="avazu and meta84 on ascend910b, 150 trials")
+    ap.add_argument(
+        "--zipf",
+        type=float,
+        help="override every table's Zipf exponent (e.g. 3: extremely unbalanced, most look-ups on a few rows)",
+    )
+    ap.add_argument("--seed", type=int, default=0, help="the search's sampler seed")
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
     ap.add_argument("--keep", type=Path, help="keep profiles and runs in this folder")
     args = ap.parse_args()
@@ -102,7 +111,7 @@ def main() -> None:
     try:
         for preset in args.workloads:
             for contiguous in (False, True):
-                prof = make_profile(work, preset, contiguous)
+                prof = make_profile(work, preset, contiguous, args.zipf)
                 for hw in args.hw:
                     run = f"{prof.name}-{hw}"
                     t0 = time.perf_counter()
@@ -124,6 +133,8 @@ def main() -> None:
                         str(args.workers),
                         "--batch-size",
                         str(args.batch_size),
+                        "--seed",
+                        str(args.seed),
                         "--json",
                     )
                     wall = time.perf_counter() - t0
@@ -161,7 +172,8 @@ def main() -> None:
 
 def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(
-        f"\nbatch {args.batch_size}, {args.trials} trials or {args.timeout:.0f} s per search, {args.workers} worker(s)"
+        f"\nbatch {args.batch_size}, {args.trials} trials or {args.timeout:.0f} s per search, "
+        f"{args.workers} worker(s), seed {args.seed}" + (f", every table at Zipf {args.zipf:g}" if args.zipf else "")
     )
     head = (
         f"{'workload':10} {'hot ids':10} {'hardware':12} {'best µs':>9} {'bound µs':>9} {'gap':>6} "

@@ -28,8 +28,12 @@ def zipf_table(
     contiguous: bool = True,
     seed: int = 0,
     dtype: str = "float32",
+    row_map: str | None = None,
 ) -> TableProfile:
-    """A TableProfile of an exact Zipf law; hot ids at the first rows (`contiguous`) or randomly permuted."""
+    """A TableProfile of an exact Zipf law; hot ids at the first rows (`contiguous`) or randomly permuted.
+
+    `row_map` is recorded as `analyze` records it (`identity`: the listed hot ids are their rows); None leaves
+    the hot rows' positions unknown to the model."""
     p = zipf_probs(rows, alpha)
     cum = np.concatenate([[0.0], np.cumsum(p)])
     hs = np.unique(np.concatenate([np.arange(0, min(rows, 64) + 1), np.geomspace(1, rows, 200).astype(int), [rows]]))
@@ -64,6 +68,7 @@ def zipf_table(
         reuse_accesses=tuple([1.0] + [0.0] * (REUSE_BINS - 1)),
         bucket_mass=tuple(float(x) for x in bucket_mass),
         hot_ids=tuple((str(int(row_of_rank[i])), int(p[i] * accesses)) for i in range(min(rows, 10))),
+        extra={"row_map": row_map} if row_map else {},
     )
 
 
@@ -81,6 +86,8 @@ def round_chip(
     per_task_s: float = 0.0,
     merge_sync_s: float = 0.0,
     l1_resident: bool = True,
+    l2_slices: int = 1,
+    interleave_bytes: int = 256,
     **core_figures: float | bool,
 ) -> HardwareProfile:
     """A chip with round numbers so golden values can be worked out by hand.
@@ -89,7 +96,8 @@ def round_chip(
     latency 50 cycles; gather 64 B/cycle, pool 128 B/cycle; UB fills from L1 at 128 B/cycle; chip GM
     bandwidth 1e12 B/s, L2 2e12 B/s, 1 GiB of GM. Streaming from GM also 32 B/cycle; id work (route, scan,
     one sort pass) 4 B / 128 B/cycle = 1/32 cycle per id; pinned-set test free; no per-row pooling constant;
-    fetches overlap compute. `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
+    fetches overlap compute; one L2 slice (the whole 2e12 B/s) interleaved at 256 B, no private cache of GM reads
+    (the hot-spot term); `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
     """
     memories = [LocalMemory("UB", ub_bytes, True, 32, 256.0, "L1" if l1_bytes else "GM", 128.0 if l1_bytes else 32.0)]
     if l1_bytes:
@@ -110,6 +118,7 @@ def round_chip(
         "sort_cycles_per_id": 4 / 128,
         "pin_cycles_per_id": 0.0,
         "overlaps_fetch_compute": True,
+        "caches_gm_reads": False,
     }
     figures.update(core_figures)
     core = CoreType(name="vector", count=cores, memories=tuple(memories), **figures)
@@ -123,5 +132,7 @@ def round_chip(
         gm_bandwidth_bytes_per_s=1e12,
         l2_capacity_bytes=l2_bytes,
         l2_bandwidth_bytes_per_s=2e12,
+        l2_slices=l2_slices,
+        interleave_bytes=interleave_bytes,
         overheads=Overheads(launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s),
     )

@@ -159,7 +159,10 @@ def _completed(journal: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    try:
+        study = optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal))))
+    except KeyError:  # the journal file exists a moment before the study's first record is written
+        return []
     return study.get_trials(deepcopy=False)
 
 
@@ -363,3 +366,22 @@ def test_a_run_continues_only_with_its_own_inputs(tmp_path: Path, medium_profile
     res = runner.invoke(app, [*base, "--hw", "ascend910b", "--json"])  # the same inputs continue the study
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["n_trials"] >= 24
+
+
+def test_seeds_are_points_of_the_space_and_replicate_light_tables_uniformly(medium_profile: Path) -> None:
+    from autotune.model.baselines import all_baselines
+    from autotune.search.polish import _RecordingTrial
+    from autotune.search.space import SearchSpace
+
+    ctx = ModelContext(load_profile(medium_profile), load_hardware("ascend910b"), 256)
+    space = SearchSpace(ctx, all_baselines(ctx), heavy=2)
+    seeds = space.seeds()
+    uniform = [p for p in seeds if p["small_bytes"] == space.thresholds[-1]]
+    assert {p["small_replicas"] for p in uniform} == {1, 2, 4}
+    for p in seeds:
+        rec = _RecordingTrial(p)
+        mapping = space.suggest(rec)  # type: ignore[arg-type]
+        assert rec.used == p  # every value is one of its parameter's choices, and nothing else is asked
+        if p in uniform:
+            light = [tm for tm in mapping.tables if tm.name not in space.heavy]
+            assert light and all((tm.replicas, tm.shards) == (p["small_replicas"], 1) for tm in light)

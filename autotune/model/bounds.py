@@ -7,7 +7,10 @@ slowest task; the chip bounds sum bytes. The minima are over every feasible poin
 table (costed exactly by the model), so the bound holds for every mapping drawn from that grid: the knob
 values the search explores. The total work is also bounded with on-chip bytes priced (a Lagrangian bound,
 `_memory_priced_work`): the cheapest configurations keep hot rows or whole tables on-chip, and the chip's
-local memories cannot hold every table's cheapest one at once.
+local memories cannot hold every table's cheapest one at once. Work and slowest task are then tied together
+(`_span_constrained_work`): a mapping whose busiest core takes M runs no task longer than M, so every table
+uses a configuration whose slowest task is at most M, and M >= the least total work of such configurations /
+cores; the least M that satisfies this bounds every mapping.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class LowerBound:
     largest_task_s: float  # the largest, over tables, of the least slowest task
     gm_bound_s: float
     l2_bound_s: float
+    span_work_s: float  # the least busiest-core time M with M >= least work of configurations no slower than M / cores
 
 
 def counts(n_cores: int) -> tuple[int, ...]:
@@ -77,7 +81,7 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
     separate = roles.resident is not None and not roles.shared  # else only staging bytes are capped
     capacity = ctx.n_cores * (roles.staging.capacity_bytes + (roles.resident.capacity_bytes if separate else 0))
     work, largest, gm, l2 = [], [], [], []
-    points: list[tuple[np.ndarray, np.ndarray]] = []  # per table: (work, kept bytes) of each feasible knob set
+    points: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per table: work, kept bytes, slowest task
     for t in range(len(ctx.tables)):
         entries = [(t, knobs) for knobs in knob_grid(ctx, t)]
         a = shard_arrays(ctx, entries)
@@ -95,19 +99,21 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
         largest.append(slowest[fits].min())
         gm.append(gmb[fits].min())
         l2.append(l2b[fits].min())
-        points.append((total[fits], keptb[fits]))
+        points.append((total[fits], keptb[fits], slowest[fits]))
     total_work = max(float(sum(work)), _memory_priced_work(points, capacity))
     hw = ctx.hw
     avg = total_work / ctx.n_cores
     big = float(max(largest, default=0.0))
+    span = _span_constrained_work(points, capacity, ctx.n_cores)
     gmb_s = float(sum(gm)) / hw.gm_bandwidth_bytes_per_s
     l2b_s = float(sum(l2)) / hw.l2_bandwidth_bytes_per_s
     lb = LowerBound(
-        latency_s=max(avg, big, gmb_s, l2b_s) + hw.overheads.launch_s,
+        latency_s=max(avg, big, span, gmb_s, l2b_s) + hw.overheads.launch_s,
         average_work_s=avg,
         largest_task_s=big,
         gm_bound_s=gmb_s,
         l2_bound_s=l2b_s,
+        span_work_s=span,
     )
     ctx.__dict__["_lower_bound"] = lb
     return lb
@@ -117,7 +123,7 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
 _PRICES = np.concatenate([[0.0], np.geomspace(1e-18, 1e-3, 241)])
 
 
-def _memory_priced_work(points: list[tuple[np.ndarray, np.ndarray]], capacity: float) -> float:
+def _memory_priced_work(points: list[tuple[np.ndarray, np.ndarray, np.ndarray]], capacity: float) -> float:
     """A lower bound on the total work of any mapping whose kept on-chip bytes fit the chip's local memories.
 
     Cheap configurations often keep bytes on-chip (hot rows, resident tables), and every table cannot have its
@@ -126,11 +132,51 @@ def _memory_priced_work(points: list[tuple[np.ndarray, np.ndarray]], capacity: f
     the best of a grid of prices is taken (p = 0 is the unpriced bound). Summing per-core capacities into one
     chip-wide budget only relaxes the per-core limits, so the bound stays valid.
     """
+    return _priced_work(points, capacity, np.inf)
+
+
+def _priced_work(points: list[tuple[np.ndarray, np.ndarray, np.ndarray]], capacity: float, span_limit: float) -> float:
+    """The Lagrangian bound on total work over the configurations whose slowest task is at most `span_limit`
+    (inf when some table has none)."""
     if not points:
         return 0.0
-    best = np.full(len(_PRICES), -np.inf)
     acc = np.zeros(len(_PRICES))
-    for w, b in points:
-        acc += (w[None, :] + _PRICES[:, None] * b[None, :]).min(axis=1)
-    best = acc - _PRICES * capacity
-    return float(best.max())
+    for w, b, span in points:
+        ok = span <= span_limit
+        if not ok.any():
+            return np.inf
+        acc += (w[ok][None, :] + _PRICES[:, None] * b[ok][None, :]).min(axis=1)
+    return float((acc - _PRICES * capacity).max())
+
+
+def _span_constrained_work(
+    points: list[tuple[np.ndarray, np.ndarray, np.ndarray]], capacity: float, cores: int
+) -> float:
+    """The least M such that M >= (least priced work of the configurations with slowest task <= M) / cores.
+
+    A mapping whose busiest core takes M has no task longer than M and at least that total work, spread over
+    `cores`: its M satisfies the condition, so the least M that does bounds it. G(M) = work(M) / cores does
+    not grow with M and only changes at the tables' slowest-task values c_i, so the answer is
+    min_i max(c_i, G(c_i)), found by bisection for the first c_i with G(c_i) <= c_i."""
+    if not points:
+        return 0.0
+    floor = max(float(span.min()) for _, _, span in points)
+    cands = np.unique(np.concatenate([span for _, _, span in points]))
+    cands = cands[cands >= floor]
+
+    def g(i: int) -> float:
+        return _priced_work(points, capacity, float(cands[i])) / cores
+
+    lo, hi = 0, len(cands) - 1
+    if g(hi) > cands[hi]:
+        return g(hi)
+    while lo < hi:  # first index whose G is at most its candidate
+        mid = (lo + hi) // 2
+        if g(mid) <= cands[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    best = float(cands[lo])
+    if lo > 0:
+        best = min(best, g(lo - 1))
+    return best

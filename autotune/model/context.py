@@ -14,6 +14,7 @@ import numpy as np
 from autotune.errors import UserError
 from autotune.hardware import CoreType, HardwareProfile, LocalMemory
 from autotune.model.costbook import CostBook
+from autotune.model.hotspot import HotGeometry, hot_geometry, hot_rows, row_reads, shard_hot_bytes
 from autotune.workload import TableProfile, WorkloadProfile
 
 #: Bytes of one look-up id (int32 row index) as the vector unit scans, sorts and routes it.
@@ -102,6 +103,8 @@ class ModelContext:
         all_cores = self.n_cores * c.gm_read_bytes_per_cycle * hw.clock_hz
         self.merge_bytes_per_s = min(hw.gm_bandwidth_bytes_per_s, all_cores)
         self.default_chunk_bytes = max(int(self.roles.staging.capacity_bytes // 4), 1)
+        # the hot-spot term (hotspot.py): one L2 slice serves every read of a granule, at its share of the L2 rate
+        self.slice_cycles_per_byte = hw.clock_hz / hw.slice_bytes_per_s
         self.cost_cache = CostBook()  # every (table, knobs) costed so far, see costbook.py
         self._scalar_cache: dict[tuple, object] = {}
 
@@ -137,6 +140,33 @@ class ModelContext:
             l2h = (with_l2 - h) / (1.0 - h) if 1.0 - h > 1e-12 else 0.0
             got = (h, min(max(l2h, 0.0), 1.0))
             self._scalar_cache[key] = got
+        return got  # type: ignore[return-value]
+
+    def hot_spot_cycles(self, t: int, replicas: int, shards: int, sharding: str, hot: int, dedup: bool) -> np.ndarray:
+        """(shards,) cycles the L2 slice of each GM shard's busiest granule needs to serve one batch's reads of it."""
+        distinct = dedup or self.core.caches_gm_reads  # reads then depend on the replica count
+        contiguous = sharding == "contiguous" or shards == 1
+        key = ("hot", t, replicas if distinct else 0, shards, contiguous, hot, distinct)
+        got = self._scalar_cache.get(key)
+        if got is None:
+            share, geo = self._hot_geometry(t, shards, contiguous)
+            reads = row_reads(share, self.batch_size * float(self.pooling[t]), replicas, distinct)
+            got = shard_hot_bytes(geo, reads, hot) * self.slice_cycles_per_byte
+            self._scalar_cache[key] = got
+        return got  # type: ignore[return-value]
+
+    def _hot_geometry(self, t: int, shards: int, contiguous: bool) -> tuple[np.ndarray, HotGeometry]:
+        """The table's listed hot rows (shares) and where they sit for this shard count (cached)."""
+        key = ("hotgeo", t, shards, contiguous)
+        got = self._scalar_cache.get(key)
+        if got is None:
+            tp = self.tables[t]
+            listed = self._scalar_cache.get(("hotrows", t))
+            if listed is None:
+                listed = self._scalar_cache[("hotrows", t)] = hot_rows(tp)
+            share, rows = listed  # type: ignore[misc]
+            geo = hot_geometry(rows, len(share), tp.rows, tp.row_bytes, self.hw.interleave_bytes, shards, contiguous)
+            got = self._scalar_cache[key] = (share, geo)
         return got  # type: ignore[return-value]
 
 

@@ -341,6 +341,20 @@ def _core_memory(
     return used_r + used_s, over, what
 
 
+def _hot_spot(ctx: ModelContext, mapping: Mapping) -> tuple[float, str | None]:
+    """The memory hot-spot time of the mapping's worst GM table (0 and None when no table reads GM by rows)."""
+    worst, name = 0.0, None
+    for tm in mapping.tables:
+        if tm.strategy != "GM":
+            continue
+        t = ctx.index[tm.name]
+        cycles = ctx.hot_spot_cycles(t, tm.replicas, tm.shards, tm.sharding, tm.hot_rows, tm.dedup)
+        spot = float(cycles.max(initial=0.0)) / ctx.clock_hz
+        if spot > worst:
+            worst, name = spot, tm.name
+    return worst, name
+
+
 def score(ctx: ModelContext, mapping: Mapping) -> Score:
     """Fast path for the search: latency and feasibility, no breakdown."""
     s = _solve(ctx, mapping)
@@ -414,6 +428,7 @@ def predict(profile: Any, hw: Any, mapping: Mapping, batch_size: int, ctx: Model
     else:
         binding = "chip L2 bandwidth"
     mean = float(s.core_time.mean())
+    spot_s, spot_table = _hot_spot(ctx, mapping)
     breakdown = {
         "busiest_core_s": s.busiest_s,
         "busiest_core": int(s.core_time.argmax()),
@@ -427,6 +442,8 @@ def predict(profile: Any, hw: Any, mapping: Mapping, batch_size: int, ctx: Model
         "gm_bytes": sum(c.gm_bytes for c in s.costs),
         "l2_bytes": sum(c.l2_bytes for c in s.costs),
         "merge_bytes": sum(c.merge_bytes for c in s.costs),
+        "hot_spot_s": spot_s,  # the longest any GM shard's fetches wait on the L2 slice of its busiest granule
+        "hot_spot_table": spot_table,
     }
     return Prediction(
         latency_s=s.latency_s,

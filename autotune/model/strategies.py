@@ -21,6 +21,8 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   priced per id, not at the float pooling rate.
 - GM with H pinned rows tests every fetched id against the sorted pinned set: ceil(log2 H) search steps of
   `pin_cycles_per_id` per id (compute), whether or not it hits.
+- GM fetches of one shard cannot end before the L2 slice owning its busiest interleave granule has served every
+  task's reads of it (`hotspot.py`, `ModelContext.hot_spot_cycles`): the memory hot spot of hot rows.
 - Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`. Fetches overlap compute
   (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up.
 """
@@ -200,6 +202,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     B = float(ctx.batch_size)
     per_entry = []  # one tuple per entry, turned into columns at once (cheaper than numpy item by item)
     masses = []
+    spots = []  # per entry, the hot-spot cycles of each shard (0 unless GM)
     for t, knobs in entries:
         r, k, sharding, strategy, hot, dedup, chunk = knobs
         code = STRATEGY_CODE[strategy]
@@ -211,6 +214,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
             (t, r, k, code, hot, dedup, balanced, chunk if chunk else ctx.default_chunk_bytes, ratio, h, l2h)
         )
         masses.append(ctx.shard_mass(t, k, sharding))
+        spots.append(ctx.hot_spot_cycles(t, r, k, sharding, hot, dedup) if code == GM else np.zeros(k))
     cols = list(zip(*per_entry, strict=True))
     t_idx, k_e, code_e = (np.array(cols[i], dtype=np.intp) for i in (0, 2, 3))
     r_e, hot_e, chunk_e, ratio_e, h_e, l2h_e = (np.array(cols[i], dtype=float) for i in (1, 4, 7, 8, 9, 10))
@@ -265,6 +269,12 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
     fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
+    # the L2 slice of the shard's busiest granule serves every task's reads of it (hotspot.py): no task of the
+    # shard ends its fetches sooner; when that binds, the fetch time is the slice's bandwidth, not latency
+    spot = np.concatenate(spots)
+    hot_bound = spot > fetch_l2 + fetch_gm
+    fetch_lat = np.where(hot_bound, 0.0, fetch_lat)
+    fetch = np.maximum(fetch_l2 + fetch_gm, spot)
     pool = n * (pool_row + rb / pool_rate)
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
     steps = np.maximum(1.0, np.ceil(np.log2(np.maximum(hot_rows, 1.0))))
@@ -279,7 +289,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     fill_chunk = np.minimum(chunk, shard_bytes) / stream_rate
 
     # (the strategies exclude each other: nested `where`s pick one branch, as `np.select` would, but faster)
-    mem = np.where(is_gm, fetch_l2 + fetch_gm, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
+    mem = np.where(is_gm, fetch, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
     ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
     comp = comp + expand + pin_test

@@ -184,15 +184,35 @@ def run_search(
     return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
 
 
+#: Distinct best trials the coordinate descent starts from, and the seconds all of them may take together.
+POLISH_STARTS = 3
+POLISH_BUDGET_S = 30.0
+
+
 def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: SearchSpace, registry: Path) -> None:
-    """Coordinate descent from the best feasible trial; a better point is told to the study as a trial."""
-    feasible = _feasible(study)
+    """Coordinate descent from each of the best few distinct feasible trials (one start alone often ends in the
+    local optimum the sampler happened to find first); the best point reached, if better than every trial, is
+    told to the study as a trial."""
+    feasible = sorted(_feasible(study), key=lambda t: t.values[0])
     if not feasible:
         return
-    start = min(feasible, key=lambda t: t.values[0])
-    params, latency = polish(space, ctx, dict(start.params))
-    if latency < start.values[0] * (1 - 1e-12):
-        study.enqueue_trial(params, user_attrs={"polished_from": start.number})
+    starts: list[optuna.trial.FrozenTrial] = []
+    for t in feasible:
+        if all(t.params != s.params for s in starts):
+            starts.append(t)
+        if len(starts) == POLISH_STARTS:
+            break
+    deadline = time.monotonic() + POLISH_BUDGET_S
+    best_params, best_latency, origin = None, feasible[0].values[0], None
+    for start in starts:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        params, latency = polish(space, ctx, dict(start.params), budget_s=left)
+        if latency < best_latency * (1 - 1e-12):
+            best_params, best_latency, origin = params, latency, start.number
+    if best_params is not None:
+        study.enqueue_trial(best_params, user_attrs={"polished_from": origin})
         with registered_worker(registry):
             study.optimize(make_objective(problem, ctx, space), n_trials=1)
 

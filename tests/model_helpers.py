@@ -80,6 +80,7 @@ def round_chip(
     launch_s: float = 0.0,
     per_task_s: float = 0.0,
     merge_sync_s: float = 0.0,
+    per_chunk_s: float = 0.0,
     l1_resident: bool = True,
     **core_figures: float | bool,
 ) -> HardwareProfile:
@@ -123,5 +124,7 @@ def round_chip(
         gm_bandwidth_bytes_per_s=1e12,
         l2_capacity_bytes=l2_bytes,
         l2_bandwidth_bytes_per_s=2e12,
-        overheads=Overheads(launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s),
+        overheads=Overheads(
+            launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s, per_chunk_s=per_chunk_s
+        ),
     )

@@ -171,6 +171,24 @@ def test_balanced_shards_pay_the_remap():
     assert balanced - contiguous == pytest.approx(2500 * NS, rel=1e-9)
 
 
+def test_balanced_remap_reads_the_l2_when_the_remap_table_fits():
+    # the remap table, 1000 rows x 4 B = 4,000 B, fits a 1 MiB L2: each of the 100 ids per shard is an L2 read,
+    # max(L2 latency 50 / 4, 32-B block / 64 B/cycle) = 12.5 cycles: 1250 cycles more than contiguous shards
+    prof, hw, b = one_table(cores=2, l2_bytes=1 << 20)
+    contiguous = run(prof, hw, b, shards=2)
+    balanced = run(prof, hw, b, shards=2, sharding="balanced")
+    assert balanced - contiguous == pytest.approx(1250 * NS, rel=1e-9)
+
+
+def test_streamed_chunks_pay_their_set_up():
+    # as test_gm_ub_strategy (2612 cycles) + 4 chunks x 10 ns; with 2 query groups of 3 chunks (the groups case,
+    # 5037.5 cycles) + 2 x 3 x 10 ns
+    prof, hw, b = one_table(per_chunk_s=1e-8)
+    assert run(prof, hw, b, strategy="GM-UB") == pytest.approx((2612 + 40) * NS, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM-UB", chunk_bytes=30_000) == pytest.approx((5037.5 + 60) * NS, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)  # GM streams no chunks
+
+
 def test_replicas_split_the_batch():
     # 2 replicas on 2 cores: 50 queries each, 100 look-ups x 25 + 100 = 2600 cycles
     prof, hw, b = one_table(cores=2)

@@ -13,9 +13,11 @@ units are cycles of the look-up core's clock until the per-task overhead (second
 - GM-UB / L1-UB: the shard streams through the staging memory in double-buffered chunks; per chunk the
   vector unit scans the task's ids and gathers the hits. Cost grows with the shard's bytes, not with skew.
   Accumulators for all q queries must fit beside the two chunks; otherwise the queries are processed in
-  groups and the shard is streamed once per group.
+  groups and the shard is streamed once per group. Every chunk of every pass also costs `per_chunk_s` (its
+  set-up: DMA issue and sync, or a loop step; seconds, like `per_task_s`).
 - Sharded tasks scan all q x pooling ids to keep their own (routing, `route_cycles_per_id` each); balanced
-  shards also pay an id remap (one remap-table read per id, shared among the k shards). De-duplication sorts
+  shards also pay an id remap (one remap-table read per id, shared among the k shards), at L2 figures when the
+  remap table (4 B per row) fits the chip's L2, else at GM figures. De-duplication sorts
   the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
   in local memory). *-UB scans cost `scan_cycles_per_id` per id per chunk: id work is integer work on ids,
   priced per id, not at the float pooling rate.
@@ -253,9 +255,13 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     # ---- serial steps before the pipelined loop
     sort = np.where(dedup, n * sort_c * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))), 0.0)
     route = np.where(k > 1, N * route_c, 0.0)
-    remap_lat, remap_bw = lat_gm / out, core.gm_block_bytes / gm_rate
-    remap = np.where(bal, N / k * max(remap_lat, remap_bw), 0.0)
-    remap_gm_bytes = np.where(bal, N / k * core.gm_block_bytes, 0.0)
+    # the remap table (REMAP_BYTES per row) is read where it lives: the chip's L2 when it fits there, else GM
+    remap_in_l2 = bal & (ctx.rows[t] * REMAP_BYTES <= hw.l2_capacity_bytes)
+    remap_lat = np.where(remap_in_l2, lat_l2 / out, lat_gm / out)
+    remap_bw = core.gm_block_bytes / np.where(remap_in_l2, l2_rate, gm_rate)
+    remap = np.where(bal, N / k * np.maximum(remap_lat, remap_bw), 0.0)
+    remap_gm_bytes = np.where(bal & ~remap_in_l2, N / k * core.gm_block_bytes, 0.0)
+    remap_l2_bytes = np.where(remap_in_l2, N / k * core.gm_block_bytes, 0.0)
 
     # ---- GM: per-row DMA cost at GM or L2 figures; pinned hits are gathered on-chip
     c_gm_lat, c_gm_bw = lat_gm / out, rbg / gm_rate
@@ -324,18 +330,19 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     serial = sort + route + remap + reload
     cycles = serial + loop + fill
     remap_is_lat = remap_lat >= remap_bw
-    lat_c = fill + np.where(mem_counts, mem_lat, 0.0) + (remap if remap_is_lat else 0.0)
-    bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + (0.0 if remap_is_lat else remap)
+    lat_c = fill + np.where(mem_counts, mem_lat, 0.0) + np.where(remap_is_lat, remap, 0.0)
+    bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + np.where(remap_is_lat, 0.0, remap)
     comp_c = sort + route + np.where(comp_counts, comp, 0.0)
-    per_task = hw.overheads.per_task_s
+    # fixed costs in seconds: the task's set-up, and each chunk's set-up on every pass of a *-UB task
+    overhead = hw.overheads.per_task_s + np.where(is_ub, groups * n_chunks * hw.overheads.per_chunk_s, 0.0)
     clock = ctx.clock_hz
-    time_s = cycles / clock + per_task
-    parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, np.full_like(m, per_task)])
+    time_s = cycles / clock + overhead
+    parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, overhead])
 
     gm_bytes_s = (
         miss * (1.0 - l2h) * rbg + remap_gm_bytes + reload_gm_bytes + np.where(is_gmub, groups * shard_bytes, 0.0)
     )
-    l2_bytes_s = miss * l2h * rbg
+    l2_bytes_s = miss * l2h * rbg + remap_l2_bytes
 
     # ---- does one task fit one core on its own (capacities, L1 present, room for an accumulator)
     fits = np.repeat(r_e * k_e <= ctx.n_cores, k_e)

@@ -361,14 +361,10 @@ def core_figures(b: Budget, big: np.ndarray, near: np.ndarray, far: np.ndarray, 
     sizes.append(b.dram_bytes)
     reps = b.repeats * 5  # task-sized timings are short: more of them
     m["gather_by_size_64B"] = {s: gather_cost_s(big[: s // 4].reshape(-1, 16), TASK_LOOKUPS, reps, rng) for s in sizes}
-    m["gather_dram"] = {
-        rb: gather_cost_s(big.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES
-    }
+    m["gather_dram"] = {rb: gather_cost_s(big.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES}
     m["gather_pool_dram_64B"] = row_cost_s(big.reshape(-1, 16), TASK_LOOKUPS, reps, rng)
     small = big[: max(l2 // 16, 16 * 1024)]  # a quarter of the private L2, as float32 elements
-    m["gather_l2"] = {
-        rb: gather_cost_s(small.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES
-    }
+    m["gather_l2"] = {rb: gather_cost_s(small.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES}
     cached = np.ones((512, 64), dtype=np.float32)  # 128 KiB: cache-resident
     ids = rng.integers(0, 512, b.lookups)
     m["take_cached_s_per_byte"] = _median_time(lambda: np.take(cached, ids, axis=0), b.repeats) / (b.lookups * 256)

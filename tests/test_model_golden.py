@@ -8,6 +8,7 @@ Table: 1000 rows x 16 float32 = 64 B per row (two 32-B blocks), uniform access (
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 from model_helpers import round_chip, workload, zipf_table
@@ -52,6 +53,21 @@ def test_l1_strategy():
     # pooling 200 x 64 / 128 = 100 cycles, overlapped: 100 cycles
     prof, hw, b = one_table()
     assert run(prof, hw, b, strategy="L1") == pytest.approx(100 * NS, rel=1e-12)
+
+
+def test_gm_on_a_cpu_reads_a_shard_that_fits_its_cache_from_there():
+    # family cpu: the resident memory (L1, 1 MiB, resident) is a hardware cache that GM reads pass through; the
+    # 64,000-byte table fits, so GM costs what L1 does: 200 x 64 / 128 = 100 cycles, pooling 100 overlapped, no
+    # first-fetch latency; shards of 32,000 B that do not fit (L1 of 16 KiB) stay GM: 100 look-ups each
+    # x 25 + 100 latency + routing 200 x 4 / 128 = 6.25 -> 2606.25 cycles (as test_two_core_shard_with_merge)
+    prof, hw, b = one_table()
+    cpu = replace(hw, family="cpu")
+    assert run(prof, cpu, b, strategy="GM") == pytest.approx(100 * NS, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)  # not a CPU: no cache
+    prof, small, b = one_table(cores=2, l1_bytes=16 << 10)
+    m = Mapping(tables=(TableMapping("T", shards=2),))
+    p = predict(prof, replace(small, family="cpu"), m, b)
+    assert p.tables[0].time_s == pytest.approx(2606.25 * NS, rel=1e-12)
 
 
 def test_l1_strategy_reloaded_when_memory_does_not_keep_data():

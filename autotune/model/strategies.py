@@ -21,6 +21,8 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
   in local memory). *-UB scans cost `scan_cycles_per_id` per id per chunk: id work is integer work on ids,
   priced per id, not at the float pooling rate.
+- On a CPU (family "cpu") the local memory is a hardware cache that GM reads pass through: a GM shard that fits
+  it is read at the local memory's rate, as L1 reads its copy (no GM or L2 bytes, no first-fetch latency).
 - GM with H pinned rows tests every fetched id against the sorted pinned set: ceil(log2 H) search steps of
   `pin_cycles_per_id` per id (compute), whether or not it hits.
 - Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`. Fetches overlap compute
@@ -268,8 +270,14 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     c_l2_lat, c_l2_bw = lat_l2 / out, rbg / l2_rate
     hits = np.where(is_gm, f * h, 0.0)
     miss = np.where(is_gm, f - hits, 0.0)  # rows the GM strategy fetches by DMA
-    fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
-    fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
+    # on a CPU the local memory is a hardware cache that GM reads pass through: a GM shard that fits it is read
+    # from it, as the L1 strategy reads its copy (no GM or L2 traffic, no first-fetch latency)
+    cached = np.zeros_like(is_gm)
+    if hw.family == "cpu" and res is not None and res.resident:
+        cached = is_gm & (shard_bytes <= res.capacity_bytes)
+    fetch_l2 = np.where(cached, 0.0, miss * l2h * np.maximum(c_l2_lat, c_l2_bw))
+    fetch_gm = np.where(cached, 0.0, miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw))
+    fetch_local = np.where(cached, miss * rbu / l1_rate, 0.0)
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
     pool = n * (pool_row + rb / pool_rate)
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
@@ -285,11 +293,13 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     fill_chunk = np.minimum(chunk, shard_bytes) / stream_rate
 
     # (the strategies exclude each other: nested `where`s pick one branch, as `np.select` would, but faster)
-    mem = np.where(is_gm, fetch_l2 + fetch_gm, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
+    fetch = fetch_l2 + fetch_gm + fetch_local
+    mem = np.where(is_gm, fetch, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
     ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
     comp = comp + expand + pin_test
-    fill = np.where(is_gm, lat_gm, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
+    first = np.where(cached, 0.0, lat_gm)  # a cached GM shard's first row waits on no DRAM read
+    fill = np.where(is_gm, first, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 
     # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches
     table_in_res = is_l1 | is_l1ub
@@ -340,9 +350,12 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, overhead])
 
     gm_bytes_s = (
-        miss * (1.0 - l2h) * rbg + remap_gm_bytes + reload_gm_bytes + np.where(is_gmub, groups * shard_bytes, 0.0)
+        np.where(cached, 0.0, miss * (1.0 - l2h) * rbg)
+        + remap_gm_bytes
+        + reload_gm_bytes
+        + np.where(is_gmub, groups * shard_bytes, 0.0)
     )
-    l2_bytes_s = miss * l2h * rbg + remap_l2_bytes
+    l2_bytes_s = np.where(cached, 0.0, miss * l2h * rbg) + remap_l2_bytes
 
     # ---- does one task fit one core on its own (capacities, L1 present, room for an accumulator)
     fits = np.repeat(r_e * k_e <= ctx.n_cores, k_e)

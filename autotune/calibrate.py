@@ -3,9 +3,10 @@
 The model's figures are fitted to what replay's numpy kernels achieve on this machine, because those are the
 costs the model must rank. Each figure times one operation of replay on its own; numpy runs each call to
 completion (it gathers every row, then pools them), so the profile says `overlaps_fetch_compute = false` and
-the model adds the two instead of overlapping them:
-Row gathers and pooling are timed at a task's size (TASK_LOOKUPS ids, the rows of one replay task), not at
-bulk sizes whose output arrays cost page faults that a task's do not.
+the model adds the two instead of overlapping them. The per-core figures are timed on every core at once (the
+median over cores): replay runs all cores together, and this machine's cores slow each other down when they
+work at once. Row gathers and pooling are timed at a task's size (TASK_LOOKUPS ids, the rows of one replay
+task), not at bulk sizes whose output arrays cost page faults that a task's do not.
 - GM per-row cost (`np.take`) at 64-byte rows from a DRAM-sized table = gm_latency / outstanding (cycles);
   the latency comes from a dependent-load chase (DRAM minus cache), outstanding = latency / per-row cost.
 - gm_read_bytes_per_cycle: random row gathers from DRAM at 64 B to 1 KiB rows, fitted (least squares on the
@@ -26,7 +27,8 @@ bulk sizes whose output arrays cost page faults that a task's do not.
   pin_cycles_per_id (`kernels.gather_rows` of a GM task with 256 pinned rows, half the ids hits, minus `np.take`
   of the same ids, per id per log2(256) = 8 search steps).
 - per_task_s and launch_s: replay's own pinned workers running N tasks each of q look-ups (N = 2, 8; q = 64,
-  512, 2048; every batch checked between batches as replay does): least squares of the batch latency
+  512, 2048) on tables twice the private cache (a task starts cold, as in replay; every batch checked between
+  batches as replay does; the faster of two passes per point): least squares of the batch latency
   L = launch + N x per_task + N x q x c. launch_s is the intercept: the barrier's wake-up spread plus what the
   first task after waking pays (cold caches and TLB of a core that idled while the outputs were checked);
   per_task_s the fixed cost of one more task (its numpy calls, its cold inputs). merge_sync_s: one barrier of

@@ -195,15 +195,21 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None, help="search trials for the tuned mapping (60 quick, 200)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved replay rounds per mapping (3 quick, 4)")
     ap.add_argument(
-        "--ab-rounds", type=int, default=None, help="extra rounds of default-gather and tuned alone (12 quick, 24)"
+        "--ab-rounds", type=int, default=None, help="back-to-back pairs of default-gather and tuned (8 quick, 24)"
     )
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)} (all)"
+    )
     args = ap.parse_args()
+    chosen = [w for w in args.workloads.split(",") if w]
+    if not chosen or any(w not in WORKLOADS for w in chosen):
+        ap.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
     quick = args.quick
     n_random = args.random if args.random is not None else (5 if quick else 16)
     batches, warmup, batch_size = (4, 2, 2048) if quick else (6, 2, 4096)
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
-    ab_rounds = args.ab_rounds if args.ab_rounds is not None else (12 if quick else 24)
+    ab_rounds = args.ab_rounds if args.ab_rounds is not None else (8 if quick else 24)
     queries = 20_000 if quick else 60_000
     hw = get_hw(args.hw)
     n_trials = args.trials if args.trials is not None else (60 if quick else 200)
@@ -218,7 +224,9 @@ def main() -> None:
         if hw_path is None:  # a fresh quick fit: the search reads a profile file
             hw_path = Path(tmp) / "cpu.toml"
             hw_path.write_text(dump_hardware_toml(hw), encoding="utf-8")
-        for wi, wname in enumerate(WORKLOADS):
+        for wi, wname in enumerate(WORKLOADS):  # a workload's seed is its place in WORKLOADS, chosen or not
+            if wname not in chosen:
+                continue
             prof = make_workload(Path(tmp), wname, queries, seed=args.seed + wi)
             hw_w = hw
             ctx = ModelContext(prof, hw_w, batch_size)
@@ -263,10 +271,10 @@ def main() -> None:
     meas = np.array([r[3] for r in rows])
     rel = np.abs(pred - meas) / meas
     rho, tau = spearman(pred, meas), kendall(pred, meas)
-    print(f"\n{len(rows)} mappings on {len(WORKLOADS)} workloads, hw {hw.name}, batch {batch_size}, "
+    print(f"\n{len(rows)} mappings on {len(chosen)} workloads, hw {hw.name}, batch {batch_size}, "
           f"{rounds} interleaved rounds x {batches} timed batches each, round spread {np.median(spreads):.1%} "
           f"({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
-    for wname in WORKLOADS:
+    for wname in chosen:
         sel = np.array([r[0] == wname for r in rows])
         print(
             f"  {wname}: spearman {spearman(pred[sel], meas[sel]):.3f}, kendall {kendall(pred[sel], meas[sel]):.3f}, "

@@ -247,6 +247,8 @@ def main() -> None:
             lat: dict[str, list[float]] = {name: [] for name in maps}
             round_med: dict[str, list[float]] = {name: [] for name in maps}
             predicted = {}
+            busy: dict[str, list[np.ndarray]] = {name: [] for name in maps}  # per core, every timed batch
+            per_core_pred: dict[str, list[float]] = {}
             for _ in range(rounds):
                 order = list(maps)
                 shuffler.shuffle(order)
@@ -255,6 +257,8 @@ def main() -> None:
                     lat[name].extend(r.latencies_s)
                     round_med[name].append(r.measured_latency_s)
                     predicted[name] = r.prediction.latency_s
+                    busy[name].append(r.busy_s)
+                    per_core_pred[name] = [c.time_s for c in r.prediction.per_core]
             measured = {name: float(np.median(v)) for name, v in lat.items()}
             for name in maps:
                 p_, m_ = predicted[name], measured[name]
@@ -266,6 +270,12 @@ def main() -> None:
                     f"({(p_ - m_) / m_:+.0%}; rounds {lo:.3f}-{hi:.3f})",
                     flush=True,
                 )
+            for name in ("default-gather", "tuned"):  # where the two differ: each core's busy time
+                med = np.median(np.concatenate(busy[name]), axis=0)
+                cores = ", ".join(
+                    f"{p_ * 1e3:.3f}/{m_ * 1e3:.3f}" for p_, m_ in zip(per_core_pred[name], med, strict=True)
+                )
+                print(f"{wname:17s} {name:28s} per-core busy predicted/measured ms: {cores}", flush=True)
             speedups[wname] = paired_speedup(prof, hw_w, maps, batch_size, batches, warmup, args.seed, data, ab_rounds)
     pred = np.array([r[2] for r in rows])
     meas = np.array([r[3] for r in rows])

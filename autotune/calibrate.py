@@ -3,26 +3,38 @@
 The model's figures are fitted to what replay's numpy kernels achieve on this machine, because those are the
 costs the model must rank. Each figure times one operation of replay on its own; numpy runs each call to
 completion (it gathers every row, then pools them), so the profile says `overlaps_fetch_compute = false` and
-the model adds the two instead of overlapping them:
+the model adds the two instead of overlapping them. The per-core figures are timed on every core at once (the
+median over cores): replay runs all cores together, and this machine's cores slow each other down when they
+work at once. Row gathers and pooling are timed at a task's size (TASK_LOOKUPS ids, the rows of one replay
+task), not at bulk sizes whose output arrays cost page faults that a task's do not.
 - GM per-row cost (`np.take`) at 64-byte rows from a DRAM-sized table = gm_latency / outstanding (cycles);
   the latency comes from a dependent-load chase (DRAM minus cache), outstanding = latency / per-row cost.
-- gm_read_bytes_per_cycle: random 1 KiB row gathers from DRAM (GM's bandwidth term);
+- gm_read_bytes_per_cycle: random row gathers from DRAM at 64 B to 1 KiB rows, fitted (least squares on the
+  log of the cost) to the model's per-row cost max(gm_latency / outstanding, row bytes / rate);
   gm_stream_bytes_per_cycle: the *-UB kernel's chunked streaming copy of a DRAM-sized table (about 3x the
   random-row rate here): the GM-UB stream and fills from DRAM.
 - L3 ("l2" in the model): the same per-row cost on a table that fits the effective last-level cache; its
   capacity is the largest tested table whose per-row cost stays below halfway to DRAM.
-- The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's gather of
-  256-byte rows from a table a quarter of its size.
-- gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of cached rows, bags of 4) at
-  64 B and 512 B rows: the slope is pool_bytes_per_cycle, the intercept pool_row_cycles (numpy's per-row
-  reduction overhead: a 64 B row costs several times its bytes' worth).
+- The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's gathers of
+  64 B to 1 KiB rows from a table a quarter of its size (the geometric mean of bytes / cycles).
+- gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of a task's gathered rows) at
+  64 B to 512 B rows and bags of 1 to 8, fitted by least squares to pool_row_cycles + row bytes /
+  pool_bytes_per_cycle (numpy's per-row reduction overhead: a 64 B row costs several times its bytes' worth).
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),
   sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass),
   pin_cycles_per_id (`kernels.gather_rows` of a GM task with 256 pinned rows, half the ids hits, minus `np.take`
   of the same ids, per id per log2(256) = 8 search steps).
-- per_task_s: one task of one look-up; launch_s / merge_sync_s: a batch of no tasks on pinned workers.
+- per_task_s and launch_s: replay's own pinned workers running N tasks each of q look-ups (N = 2, 8; q = 64,
+  512, 2048) on tables twice the private cache (a task starts cold, as in replay; every batch checked between
+  batches as replay does; the faster of two passes per point): least squares of the batch latency
+  L = launch + N x per_task + N x q x c. launch_s is the intercept: the barrier's wake-up spread plus what the
+  first task after waking pays (cold caches and TLB of a core that idled while the outputs were checked);
+  per_task_s the fixed cost of one more task (its numpy calls, its cold inputs). merge_sync_s: one barrier of
+  the same workers running no tasks.
+- per_chunk_s: the *-UB kernel over 64 one-row chunks minus over one, every id in the first: per extra chunk
+  (its copy call, scan and compaction calls).
 - Chip GM bandwidth: every core streaming at once. Core count: this process's CPU affinity.
 Every figure is written with its measurement and confidence "measured" (or "published" for what the OS
 reports), atomically, where `--hw cpu` finds it.
@@ -65,6 +77,18 @@ class Budget:
         if quick:
             return cls(dram_bytes=64 * MiB, lookups=1 << 14, repeats=3, chase_steps=20_000)
         return cls(dram_bytes=1024 * MiB, lookups=1 << 16, repeats=7, chase_steps=200_000)
+
+
+#: Look-ups of a row-gather or pooling micro-benchmark: the rows of one replay task (B / 2 queries x pooling 4).
+TASK_LOOKUPS = 4096
+#: Row sizes (bytes) of the DRAM and local row-gather micro-benchmarks.
+GATHER_ROW_BYTES = (64, 128, 256, 512, 1024)
+#: Row sizes (bytes) and bag lengths of the pooling micro-benchmarks.
+POOL_ROW_BYTES = (64, 128, 256, 512)
+POOL_BAGS = (1, 2, 4, 8)
+#: Tasks per worker and look-ups per task of the task-overhead grid on pinned workers.
+GRID_TASKS = (2, 8)
+GRID_LOOKUPS = (64, 512, 2048)
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -144,11 +168,11 @@ def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.
     return _median_time(lambda: np.take(table, ids, axis=0), repeats) / lookups
 
 
-def pool_cost_s(row_bytes: int, lookups: int, repeats: int) -> float:
-    """Seconds per row of sum pooling (`segment_sum`, bags of POOL_BAG) of cache-resident rows of `row_bytes`."""
+def pool_cost_s(row_bytes: int, lookups: int, repeats: int, bag: int = POOL_BAG) -> float:
+    """Seconds per row of sum pooling (`segment_sum`, bags of `bag`) of `lookups` gathered rows of `row_bytes`."""
     rows = np.ones((lookups, row_bytes // 4), np.float32)
-    offsets = np.arange(0, lookups + 1, POOL_BAG, dtype=np.int64)
-    out = np.empty((lookups // POOL_BAG, row_bytes // 4), np.float32)
+    offsets = np.arange(0, lookups + 1, bag, dtype=np.int64)
+    out = np.empty((lookups // bag, row_bytes // 4), np.float32)
     return _median_time(lambda: segment_sum(rows, offsets, out), repeats) / lookups
 
 
@@ -277,14 +301,138 @@ def _parallel_stream_bps(table: np.ndarray, chunk_bytes: int, cpus: list[int], r
     return table.nbytes / float(np.median(ts[1:]))
 
 
-def _launch_s(n_workers: int, repeats: int) -> float:
+def chunk_s(repeats: int, rng: np.random.Generator) -> float:
+    """Seconds per extra chunk of the *-UB kernel: 64 one-row chunks minus one, 16 ids all in the first chunk."""
+    ids = rng.integers(0, 1, 16)
+    many = _task(np.zeros((64, 16), np.float32), "GM-UB", 1)
+    one = _task(np.zeros((1, 16), np.float32), "GM-UB", 1)
+    t_many = _median_time(lambda: gather_rows(many, ids), repeats)
+    t_one = _median_time(lambda: gather_rows(one, ids), repeats)
+    return max(t_many - t_one, 0.0) / 63
+
+
+def _barrier_s(n_workers: int, repeats: int) -> float:
+    """Latency of a batch of no tasks on `n_workers` pinned workers: one barrier round."""
     batches: list[list[TableBatch]] = [[] for _ in range(repeats * 4 + 2)]
     t = run_workers([], batches, [], 1, n_workers)
     return float(np.median(t.latency_s[2:]))
 
 
+def task_grid(cpus: list[int], repeats: int, rng: np.random.Generator, table_bytes: int) -> list[list[float]]:
+    """[tasks per worker N, look-ups per task q, median batch latency s] of replay's runner over the grid.
+
+    Every worker runs N GM tasks of its own tables (twice the core's private cache each: `table_bytes`, rows of
+    32 float32, bags of 1) over a batch of q queries, so each task starts as a task of replay does: with its
+    inputs and the code it runs evicted by the task before it. The outputs are checked against a plain sum
+    between batches, as replay checks them.
+    """
+    from autotune.replay.reference import reference_pool
+
+    P = len(cpus)
+    rows = max(table_bytes // 128, 256)
+    out = []
+    for n_tasks in GRID_TASKS:
+        T = P * n_tasks
+        tables = [rng.integers(-8, 9, (rows, 32), dtype=np.int8).astype(np.float32) for _ in range(T)]
+        for q in GRID_LOOKUPS:
+            tasks = []
+            for i, src in enumerate(tables):
+                t = _task(src, "GM")
+                t.table, t.core, t.q1 = i, i // n_tasks, q
+                tasks.append(t)
+            offsets, qidx = np.arange(q + 1, dtype=np.int64), np.arange(q, dtype=np.int32)
+            batches = [
+                [TableBatch(rng.integers(0, rows, q), offsets, qidx) for _ in range(T)] for _ in range(repeats * 3 + 2)
+            ]
+
+            def check(b: int, outs: list[np.ndarray], batches=batches, tables=tables, q=q) -> None:
+                for i, o in enumerate(outs):
+                    if not np.array_equal(o, reference_pool(tables[i], batches[b][i], q)):
+                        raise RuntimeError(f"calibrate: task grid output {i} differs from the reference")
+
+            t = run_workers(tasks, batches, [32] * T, q, P, check=check)
+            out.append([float(n_tasks), float(q), float(np.median(t.latency_s[2:]))])
+    return out
+
+
+def core_figures(b: Budget, big: np.ndarray, near: np.ndarray, far: np.ndarray, l2: int, seed: int) -> dict[str, Any]:
+    """The per-core micro-benchmarks of one core (seconds): row gathers, pooling, id work, streaming, chases."""
+    rng = np.random.default_rng([seed, 11])
+    m: dict[str, Any] = {}
+    sizes = sorted({max(l2 // 4, 64 * 1024), *(s * MiB for s in (8, 32, 128, 512) if s * MiB < b.dram_bytes)})
+    sizes.append(b.dram_bytes)
+    reps = b.repeats * 5  # task-sized timings are short: more of them
+    m["gather_by_size_64B"] = {s: gather_cost_s(big[: s // 4].reshape(-1, 16), TASK_LOOKUPS, reps, rng) for s in sizes}
+    m["gather_dram"] = {rb: gather_cost_s(big.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES}
+    m["gather_pool_dram_64B"] = row_cost_s(big.reshape(-1, 16), TASK_LOOKUPS, reps, rng)
+    small = big[: max(l2 // 16, 16 * 1024)]  # a quarter of the private L2, as float32 elements
+    m["gather_l2"] = {rb: gather_cost_s(small.reshape(-1, rb // 4), TASK_LOOKUPS, reps, rng) for rb in GATHER_ROW_BYTES}
+    cached = np.ones((512, 64), dtype=np.float32)  # 128 KiB: cache-resident
+    ids = rng.integers(0, 512, b.lookups)
+    m["take_cached_s_per_byte"] = _median_time(lambda: np.take(cached, ids, axis=0), b.repeats) / (b.lookups * 256)
+    m["pool_s_per_row"] = {
+        rb: {bag: pool_cost_s(rb, TASK_LOOKUPS, reps, bag) for bag in POOL_BAGS} for rb in POOL_ROW_BYTES
+    }
+    m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
+    m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
+    m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
+    m["pin_s_per_id_step"] = pin_s_per_id_step(b.lookups, b.repeats, rng)
+    m["stream_s_per_byte"] = stream_s_per_byte(big.reshape(-1, 64), chunk_bytes(l2), b.repeats)
+    one = _task(small.reshape(-1, 16), "GM")
+    batch = TableBatch(np.zeros(1, np.int64), np.array([0, 1], np.int64), np.zeros(1, np.int32))
+    out1 = np.empty((1, 16), np.float32)
+    m["one_task_s"] = _median_time(lambda: run_task(one, batch, out1), b.repeats * 20)
+    m["chunk_s"] = chunk_s(b.repeats * 20, rng)
+    m["chase_near_s"] = chase_s(near, b.chase_steps)
+    m["chase_far_s"] = chase_s(far, b.chase_steps)
+    return m
+
+
+def chunk_bytes(l2: int) -> int:
+    """The *-UB chunk of the streaming micro-benchmarks: a quarter of the private L2 (the model's default)."""
+    return max(l2 // 4, 4096)
+
+
+def on_every_core(cpus: list[int], fn: Callable[[int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """`fn(core index)` run at the same time on every CPU, each in a forked process pinned to its CPU."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(len(cpus), timeout=600)
+    pipes = [ctx.Pipe(duplex=False) for _ in cpus]
+
+    def work(c: int) -> None:
+        os.sched_setaffinity(0, {cpus[c]})
+        barrier.wait()
+        pipes[c][1].send(fn(c))
+
+    procs = [ctx.Process(target=work, args=(c,), daemon=True) for c in range(len(cpus))]
+    for p in procs:
+        p.start()
+    try:
+        return [recv.recv() for recv, _ in pipes]
+    except EOFError:
+        raise RuntimeError("calibrate: a micro-benchmark worker died (out of memory?)") from None
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+
+
+def median_figures(per_core: list[Any]) -> Any:
+    """Element-wise median of the cores' (nested) figures."""
+    first = per_core[0]
+    if isinstance(first, dict):
+        return {k: median_figures([d[k] for d in per_core]) for k in first}
+    return float(np.median(per_core))
+
+
 def measure(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Every micro-benchmark, in seconds and bytes (the raw facts the fit reads)."""
+    """Every micro-benchmark, in seconds and bytes (the raw facts the fit reads).
+
+    The per-core figures are timed on every core at once (the median over cores is kept): replay and a serving
+    process run every core together, and this machine's cores slow each other down when they do (shared
+    caches, memory controllers, or a host that places two vCPUs on one physical core).
+    """
     say = progress or (lambda _m: None)
     b = Budget.of(quick)
     rng = np.random.default_rng(0)
@@ -293,54 +441,65 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
     l3 = _sysfs_cache(3) or 8 * MiB
     m: dict[str, Any] = {"cpus": cpus, "l2_bytes": l2, "l3_bytes": l3, "line_bytes": _line_bytes()}
     m["clock_hz"], m["cpu_model"], m["mem_total"] = _clock_hz(), _cpu_model(), _mem_total()
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {cpus[0]})
-    try:
-        say(f"allocating a {b.dram_bytes // MiB} MiB table (DRAM-sized)")
-        big = np.ones(b.dram_bytes // 4, dtype=np.float32)
-        say("random row gathers by table size and row size")
-        sizes = sorted({max(l2 // 4, 64 * 1024), *(s * MiB for s in (8, 32, 128, 512) if s * MiB < b.dram_bytes)})
-        sizes.append(b.dram_bytes)
-        m["gather_by_size_64B"] = {
-            s: gather_cost_s(big[: s // 4].reshape(-1, 16), b.lookups, b.repeats, rng) for s in sizes
-        }
-        m["gather_dram"] = {
-            rb: gather_cost_s(big.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
-        }
-        m["gather_pool_dram_64B"] = row_cost_s(big.reshape(-1, 16), b.lookups, b.repeats, rng)
-        small = big[: max(l2 // 16, 16 * 1024)]  # a quarter of the private L2, as float32 elements
-        m["gather_l2"] = {
-            rb: gather_cost_s(small.reshape(-1, rb // 4), b.lookups, b.repeats, rng) for rb in (64, 256, 1024)
-        }
-        cached = np.ones((512, 64), dtype=np.float32)  # 128 KiB: cache-resident
-        ids = rng.integers(0, 512, b.lookups)
-        m["take_cached_s_per_byte"] = _median_time(lambda: np.take(cached, ids, axis=0), b.repeats) / (b.lookups * 256)
-        say("pooling, routing, chunk scans and de-duplication sorts (per row, per id)")
-        m["pool_s_per_row"] = {rb: pool_cost_s(rb, b.lookups, b.repeats) for rb in (64, 512)}
-        m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
-        m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
-        m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
-        m["pin_s_per_id_step"] = pin_s_per_id_step(b.lookups, b.repeats, rng)
-        chunk = max(l2 // 4, 4096)
-        m["chunk_bytes"] = chunk
-        say("streaming chunks of a DRAM-sized table")
-        m["stream_s_per_byte"] = stream_s_per_byte(big.reshape(-1, 64), chunk, b.repeats)
-        one = _task(small.reshape(-1, 16), "GM")
-        batch = TableBatch(np.zeros(1, np.int64), np.array([0, 1], np.int64), np.zeros(1, np.int32))
-        out1 = np.empty((1, 16), np.float32)
-        m["per_task_s"] = _median_time(lambda: run_task(one, batch, out1), b.repeats * 20)
-        say("dependent-load chases (latency)")
-        near = _cycle(4096, rng)
-        far = _cycle(b.dram_bytes // 8, rng) if not quick else _cycle(8 * MiB, rng)
-        m["chase_near_s"] = chase_s(near, b.chase_steps)
-        m["chase_far_s"] = chase_s(far, b.chase_steps)
-        del far
-    finally:
-        os.sched_setaffinity(0, old)
+    say(f"allocating a {b.dram_bytes // MiB} MiB table (DRAM-sized) and the latency chase cycles")
+    big = np.ones(b.dram_bytes // 4, dtype=np.float32)
+    near = _cycle(4096, rng)
+    far = _cycle(b.dram_bytes // 8, rng) if not quick else _cycle(8 * MiB, rng)
+    say(
+        f"per-core micro-benchmarks on all {len(cpus)} cores at once: row gathers by table and row size, pooling, "
+        "routing, chunk scans, sorts, streaming, latency chases"
+    )
+    per_core = on_every_core(cpus, lambda c: core_figures(b, big, near, far, l2, c))
+    m.update(median_figures(per_core))
+    m["per_core_figures"] = len(per_core)
+    chunk = chunk_bytes(l2)
+    m["chunk_bytes"] = chunk
     say(f"every core streaming at once ({len(cpus)} cores); worker launch")
     m["chip_stream_bps"] = _parallel_stream_bps(big.reshape(-1, 64), chunk, cpus, max(b.repeats // 2, 2))
-    m["launch_s"] = _launch_s(len(cpus), b.repeats)
+    m["barrier_s"] = _barrier_s(len(cpus), b.repeats)
+    say(f"task overheads on {len(cpus)} pinned workers ({len(GRID_TASKS) * len(GRID_LOOKUPS)} runs)")
+    # two passes, the faster of each point: a shared machine's other jobs only ever add time
+    passes = [task_grid(cpus, b.repeats, rng, 2 * l2) for _ in range(1 if quick else 2)]
+    m["task_grid"] = [[n, q, min(p[i][2] for p in passes)] for i, (n, q, _) in enumerate(passes[0])]
     return m
+
+
+def fit_rate(cycles_by_bytes: dict[int, float], floor: float) -> float:
+    """The rate R (B/cycle) whose per-row cost max(floor, bytes / R) best fits the measured cycles per row.
+
+    Least squares on the logarithm (every row size counts alike, whatever its cost): for the rows where the
+    bandwidth term binds, the best R is the geometric mean of bytes / cycles; each split of the sizes into
+    floor-bound (small) and bandwidth-bound (large) rows is tried and the best fit kept.
+    """
+    pts = sorted((float(b), float(c)) for b, c in cycles_by_bytes.items())
+    best: tuple[float, float] | None = None
+    for j in range(len(pts)):
+        bound = pts[j:]  # the larger rows: bandwidth-bound
+        rate = float(np.exp(np.mean([np.log(b / c) for b, c in bound])))
+        err = sum((np.log(max(floor, b / rate)) - np.log(c)) ** 2 for b, c in pts)
+        if best is None or err < best[0] - 1e-15:
+            best = (err, rate)
+    assert best is not None
+    return best[1]
+
+
+def fit_pooling(cycles: dict[int, dict[int, float]]) -> tuple[float, float]:
+    """(pool_row_cycles, pool_bytes_per_cycle): least squares of cycles per row = a + row bytes / rate over every
+    (row size, bag) point."""
+    xs = np.array([float(rb) for rb, bags in cycles.items() for _ in bags])
+    ys = np.array([float(c) for bags in cycles.values() for c in bags.values()])
+    slope, intercept = np.polyfit(xs, ys, 1)
+    rate = 1.0 / slope if slope > 0 else float(xs.max() / ys.max())
+    return max(float(intercept), 0.0), float(rate)
+
+
+def fit_task_grid(grid: list[list[float]]) -> tuple[float, float]:
+    """(launch_s, per_task_s): least squares of batch latency L = launch + N x per_task + N x q x c over the grid
+    of [N tasks per worker, q look-ups per task, L seconds]."""
+    g = np.array(grid, dtype=float)
+    A = np.column_stack([np.ones(len(g)), g[:, 0], g[:, 0] * g[:, 1]])
+    launch, per_task, _ = np.linalg.lstsq(A, g[:, 2], rcond=None)[0]
+    return max(float(launch), 0.0), max(float(per_task), 0.0)
 
 
 def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
@@ -365,21 +524,21 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     outstanding = max(1, round(lat_meas / gm_row))
     gm_lat = outstanding * gm_row
     l2_lat = outstanding * l3_row
-    # random-row bandwidth at 1 KiB rows (the GM per-row cost's bandwidth term), L3 scaled by the 64 B ratio
-    gm_rate = 1024.0 / cyc(float(m["gather_dram"][1024]))
+    # random-row bandwidth over the measured row sizes (the GM per-row cost's bandwidth term), L3 scaled by the
+    # 64 B ratio; the local memory's read rate (no latency floor: rows are in the core's cache) the same way
+    gm_rate = fit_rate({int(k): cyc(float(v)) for k, v in m["gather_dram"].items()}, gm_row)
     l2_rate = gm_rate * gm_row / l3_row
-    local_rate = 256.0 / cyc(float(m["gather_l2"][256]))
+    local_rate = fit_rate({int(k): cyc(float(v)) for k, v in m["gather_l2"].items()}, 0.0)
     gather_rate = 1.0 / cyc(float(m["take_cached_s_per_byte"]))
-    # pooling per row = pool_row_cycles + row bytes / pool_bytes_per_cycle, through the 64 B and 512 B points
-    pool = {int(k): cyc(float(v)) for k, v in m["pool_s_per_row"].items()}
-    slope = (pool[512] - pool[64]) / (512 - 64)  # cycles per byte
-    pool_rate = 1.0 / slope if slope > 0 else 512.0 / pool[512]
-    pool_row = max(pool[64] - 64.0 / pool_rate, 0.0)
+    # pooling per row = pool_row_cycles + row bytes / pool_bytes_per_cycle over every (row size, bag) point
+    pool = {int(rb): {int(bag): cyc(float(s)) for bag, s in bags.items()} for rb, bags in m["pool_s_per_row"].items()}
+    pool_row, pool_rate = fit_pooling(pool)
+    launch, per_task = fit_task_grid(m["task_grid"])
     route_c, scan_c, sort_c, pin_c = (
         cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass", "pin_s_per_id_step")
     )
     # numpy gathers every row, then pools them: the combined kernel costs the sum of the two, not the larger
-    both, gather_64, pool_64 = cyc(float(m["gather_pool_dram_64B"])), gm_row, pool[64]
+    both, gather_64, pool_64 = cyc(float(m["gather_pool_dram_64B"])), gm_row, pool[64][POOL_BAG]
     chip_gm = max(float(m["chip_stream_bps"]), stream_rate * clock, gm_rate * clock)
     chip_l2 = P * l2_rate * clock
     l2_bytes = int(m["l2_bytes"])
@@ -397,18 +556,27 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         "chip.interleave_bytes": ("the cache line: lines are hashed over the last-level-cache slices", "derived"),
         "core_types.core.caches_gm_reads": ("a row read again by a core hits its private L1/L2", "published"),
         "overheads.launch_s": (
-            f"a batch of no tasks on {P} pinned workers: barrier wake-up spread ({src})",
+            f"replay's {P} pinned workers running N tasks of q look-ups (N in {GRID_TASKS}, q in {GRID_LOOKUPS}): "
+            f"intercept of the least-squares batch latency launch + N x per_task + N x q x c: barrier wake-up "
+            f"spread and the first task's cold start after the core idled ({src})",
             "measured",
         ),
         "overheads.per_task_s": (
-            f"one replay task of one look-up: routing, gather, pooling call overheads ({src})",
+            f"the same fit's cost of one more task per worker (numpy call set-up of route, gather and pooling, "
+            f"cold inputs); a one-look-up task alone in a warm loop: {float(m['one_task_s']) * 1e6:.1f} us ({src})",
             "measured",
         ),
-        "overheads.merge_sync_s": ("one more barrier of the same workers as launch_s", "measured"),
+        "overheads.merge_sync_s": (f"a batch of no tasks on {P} pinned workers: one barrier round ({src})", "measured"),
+        "overheads.per_chunk_s": (
+            f"replay's *-UB gather over 64 one-row chunks minus over 1, 16 ids all in the first: per extra chunk "
+            f"(copy, scan and compaction calls) ({src})",
+            "measured",
+        ),
         "core_types.core.count": (f"CPUs in this process's affinity mask: {m['cpus']} ({src})", "measured"),
         "core_types.core.runs_lookups": ("every core gathers and pools rows", "published"),
         "core_types.core.gm_read_bytes_per_cycle": (
-            f"random 1 KiB row gather (np.take) from a DRAM-sized table, one core ({src})",
+            f"random row gathers (np.take, {TASK_LOOKUPS} rows) of {', '.join(map(str, GATHER_ROW_BYTES))} B rows "
+            f"from a DRAM-sized table, one core: least squares (log) of max(64 B row cost, bytes / rate) ({src})",
             "measured",
         ),
         "core_types.core.gm_stream_bytes_per_cycle": (
@@ -416,7 +584,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             "measured",
         ),
         "core_types.core.l2_read_bytes_per_cycle": (
-            f"random 1 KiB row gather, DRAM cost scaled by the L3 / DRAM ratio at 64 B rows ({src})",
+            f"gm_read_bytes_per_cycle scaled by the DRAM / L3 ratio of the 64 B row gather cost ({src})",
             "measured",
         ),
         "core_types.core.gm_latency_cycles": (
@@ -435,12 +603,13 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         "core_types.core.gm_block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
         "core_types.core.gather_bytes_per_cycle": (f"np.take of cache-resident 256 B rows ({src})", "measured"),
         "core_types.core.pool_bytes_per_cycle": (
-            f"segment_sum (sum pooling) of cache-resident rows, bags of {POOL_BAG}: slope between 64 B rows "
-            f"({pool[64]:.0f} cycles) and 512 B rows ({pool[512]:.0f} cycles) ({src})",
+            f"segment_sum (sum pooling) of {TASK_LOOKUPS} gathered rows of {', '.join(map(str, POOL_ROW_BYTES))} B in "
+            f"bags of {', '.join(map(str, POOL_BAGS))}: least-squares slope of cycles per row over row bytes "
+            f"(64 B rows, bags of {POOL_BAG}: {pool[64][POOL_BAG]:.0f} cycles) ({src})",
             "measured",
         ),
         "core_types.core.pool_row_cycles": (
-            f"segment_sum per-row intercept at 0 B of the same two points: numpy's per-row reduction overhead ({src})",
+            f"segment_sum per-row intercept at 0 B of the same fit: numpy's per-row reduction overhead ({src})",
             "measured",
         ),
         "core_types.core.route_cycles_per_id": (
@@ -475,7 +644,9 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         ),
         "core_types.core.memories.L2.block_bytes": ("sysfs coherency_line_size: the cache line", "published"),
         "core_types.core.memories.L2.read_bytes_per_cycle": (
-            f"L1 strategy: random 256 B row gather (np.take) on a table a quarter of the L2 ({src})",
+            f"L1 strategy: random row gathers (np.take, {TASK_LOOKUPS} rows) of "
+            f"{', '.join(map(str, GATHER_ROW_BYTES))} B rows on a table a quarter of the L2: geometric mean of "
+            f"bytes / cycles ({src})",
             "measured",
         ),
         "core_types.core.memories.L2.fill_bytes_per_cycle": (
@@ -518,7 +689,10 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         l2_slices=P,
         interleave_bytes=line,
         overheads=Overheads(
-            launch_s=float(m["launch_s"]), per_task_s=float(m["per_task_s"]), merge_sync_s=float(m["launch_s"])
+            launch_s=launch,
+            per_task_s=per_task,
+            merge_sync_s=float(m["barrier_s"]),
+            per_chunk_s=float(m["chunk_s"]),
         ),
         provenance=prov,
     )

@@ -66,6 +66,7 @@ class Overheads:
     launch_s: float  # kernel launch / dispatch of one batch
     per_task_s: float  # set-up of one (table or shard) task on a core
     merge_sync_s: float  # one cross-core synchronisation before partial pooled vectors are merged
+    per_chunk_s: float = 0.0  # set-up of one streamed chunk of a *-UB task (DMA issue and sync / loop step)
 
 
 @dataclass(frozen=True)

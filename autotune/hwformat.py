@@ -58,6 +58,7 @@ OVERHEAD_FIGURES = (
     FieldSpec("launch_s", float, "nonnegative", "s", "kernel launch / dispatch of one batch"),
     FieldSpec("per_task_s", float, "nonnegative", "s", "set-up of one table or shard task on a core"),
     FieldSpec("merge_sync_s", float, "nonnegative", "s", "one cross-core synchronisation before a merge"),
+    FieldSpec("per_chunk_s", float, "nonnegative", "s", "set-up of one streamed chunk of a *-UB task"),
 )
 CORE_FIGURES = (
     FieldSpec("count", int, "positive", "cores", "cores of this type"),

@@ -85,6 +85,7 @@ def round_chip(
     launch_s: float = 0.0,
     per_task_s: float = 0.0,
     merge_sync_s: float = 0.0,
+    per_chunk_s: float = 0.0,
     l1_resident: bool = True,
     l2_slices: int = 1,
     interleave_bytes: int = 256,
@@ -134,5 +135,7 @@ def round_chip(
         l2_bandwidth_bytes_per_s=2e12,
         l2_slices=l2_slices,
         interleave_bytes=interleave_bytes,
-        overheads=Overheads(launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s),
+        overheads=Overheads(
+            launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s, per_chunk_s=per_chunk_s
+        ),
     )

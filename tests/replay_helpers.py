@@ -17,8 +17,17 @@ TABLES = (
 )
 
 
-def make_profile(root: Path, queries: int = 4000, seed: int = 0, tables=TABLES, contiguous_hot: bool = True) -> Path:
-    """Write a log of `queries` queries and its profile under `root`; return the profile directory."""
+def make_profile(
+    root: Path,
+    queries: int = 4000,
+    seed: int = 0,
+    tables=TABLES,
+    contiguous_hot: bool = True,
+    row_map: str = "identity",
+    missing: float = 0.0,
+) -> Path:
+    """Write a log of `queries` queries (root/log.csv; a `missing` share of empty cells) and its profile under
+    `root`; return the profile directory."""
     rng = np.random.default_rng(seed)
     cols = {}
     spec = ["[[tables]]\n" + f'name = "{n}"\nrows = {r}\ndim = {d}\n' for n, r, d, _a, _p in tables]
@@ -26,7 +35,8 @@ def make_profile(root: Path, queries: int = 4000, seed: int = 0, tables=TABLES, 
         w = np.arange(1, rows + 1, dtype=float) ** -alpha
         ranks = rng.choice(rows, size=(queries, bag), p=w / w.sum())
         ids = ranks if contiguous_hot else (ranks * 7919 + 13) % rows
-        cols[name] = ["|".join(map(str, row)) for row in ids]
+        empty = rng.random(queries) < missing
+        cols[name] = ["" if e else "|".join(map(str, row)) for row, e in zip(ids.tolist(), empty, strict=True)]
     log = root / "log.csv"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as fh:
@@ -35,5 +45,5 @@ def make_profile(root: Path, queries: int = 4000, seed: int = 0, tables=TABLES, 
             fh.write(",".join(cols[n][i] for n in cols) + "\n")
     (root / "model.toml").write_text("\n".join(spec), encoding="utf-8")
     out = root / "profile"
-    analyze([log], model=root / "model.toml", row_map="identity", multi_sep="|", out=out, name="replaytest")
+    analyze([log], model=root / "model.toml", row_map=row_map, multi_sep="|", out=out, name="replaytest")
     return out

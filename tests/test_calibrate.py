@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from autotune.calibrate import fit
+from autotune.calibrate import fit, fit_rate
 from autotune.cli import app
 from autotune.hwload import load_hardware
 
@@ -23,22 +24,26 @@ MEASURED = {
     "cpu_model": "Test CPU",
     "mem_total": 16 << 30,
     "gather_by_size_64B": {512 << 10: 20e-9, 8 << 20: 30e-9, 32 << 20: 32e-9, 1 << 30: 50e-9},
-    "gather_dram": {64: 50e-9, 256: 120e-9, 1024: 512e-9},
-    "gather_l2": {64: 20e-9, 256: 64e-9, 1024: 250e-9},
+    "gather_dram": {64: 50e-9, 128: 64e-9, 256: 128e-9, 512: 256e-9, 1024: 512e-9},
+    "gather_l2": {64: 16e-9, 128: 32e-9, 256: 64e-9, 512: 128e-9, 1024: 256e-9},
     "gather_pool_dram_64B": 90e-9,
     "take_cached_s_per_byte": 0.05e-9,
-    "pool_s_per_row": {64: 40e-9, 512: 152e-9},
+    # 48 cycles + row bytes / 2 B/cycle at 2 GHz, whatever the bag
+    "pool_s_per_row": {rb: {bag: (48 + rb / 2) / 2e9 for bag in (1, 2, 4, 8)} for rb in (64, 128, 256, 512)},
     "route_s_per_id": 10e-9,
     "scan_s_per_id": 1e-9,
     "sort_s_per_id_pass": 2e-9,
     "pin_s_per_id_step": 5e-9,
     "chunk_bytes": 512 << 10,
     "stream_s_per_byte": 0.1e-9,
-    "per_task_s": 8e-6,
+    "one_task_s": 5e-6,
+    "chunk_s": 2e-6,
+    "barrier_s": 30e-6,
+    # batch latency = 60 us + N x 8 us + N x q x 50 ns on pinned workers
+    "task_grid": [[n, q, 60e-6 + n * 8e-6 + n * q * 50e-9] for n in (2, 8) for q in (64, 512, 2048)],
     "chase_near_s": 50e-9,
     "chase_far_s": 250e-9,
     "chip_stream_bps": 15e9,
-    "launch_s": 60e-6,
 }
 
 
@@ -48,17 +53,17 @@ def test_fit_by_hand() -> None:
     assert hw.name == "cpu" and hw.n_cores == 2 and hw.clock_hz == 2.0e9
     # 64 B row from DRAM: 50 ns = 100 cycles; chase 200 ns = 400 cycles -> 4 outstanding, latency 4 x 100
     assert core.outstanding_requests == 4 and abs(core.gm_latency_cycles - 400.0) < 1e-9
-    # 1 KiB rows: 512 ns = 1024 cycles -> 1 B/cycle; L3 (32 MiB: 32 ns <= halfway 35 ns) is 64/100 of DRAM
+    # 128 B to 1 KiB rows cost 1 cycle per byte -> 1 B/cycle; L3 (32 MiB: 32 ns <= halfway 35 ns) is 64/100 of DRAM
     assert abs(core.gm_read_bytes_per_cycle - 1.0) < 1e-12
     assert hw.l2_capacity_bytes == 32 << 20
     assert abs(core.l2_latency_cycles - 4 * 64.0) < 1e-9
     assert abs(core.l2_read_bytes_per_cycle - 100 / 64) < 1e-12
     l2 = core.memory("L2")
     assert l2 is not None and l2.capacity_bytes == 2 << 20
-    assert abs(l2.read_bytes_per_cycle - 256 / 128) < 1e-12  # 64 ns per 256 B row = 128 cycles
+    assert abs(l2.read_bytes_per_cycle - 2.0) < 1e-12  # 16 ns per 64 B row = 32 cycles, ... 256 ns per 1 KiB
     assert abs(l2.fill_bytes_per_cycle - 5.0) < 1e-12  # 0.1 ns per byte = 0.2 cycles
     assert abs(core.gather_bytes_per_cycle - 10.0) < 1e-12
-    # pooling: 64 B rows 80 cycles, 512 B rows 304 cycles -> 224 cycles per 448 B = 2 B/cycle, 80 - 32 = 48 per row
+    # pooling: 48 cycles + bytes / 2 at every row size and bag
     assert abs(core.pool_bytes_per_cycle - 2.0) < 1e-12 and abs(core.pool_row_cycles - 48.0) < 1e-9
     # id work at 2 GHz: 10 ns = 20 cycles per routed id, 1 ns = 2 per scanned id, 2 ns = 4 per id per sort pass
     assert abs(core.route_cycles_per_id - 20.0) < 1e-9
@@ -66,10 +71,20 @@ def test_fit_by_hand() -> None:
     assert abs(core.pin_cycles_per_id - 10.0) < 1e-9  # 5 ns per id per search step
     assert abs(core.gm_stream_bytes_per_cycle - 5.0) < 1e-12  # the chunked copy, not the random-row rate
     assert core.overlaps_fetch_compute is False  # numpy gathers, then pools
-    assert hw.overheads.per_task_s == 8e-6 and hw.overheads.launch_s == 60e-6
+    o = hw.overheads
+    assert o.per_task_s == pytest.approx(8e-6, rel=1e-9) and o.launch_s == pytest.approx(60e-6, rel=1e-9)
+    assert o.merge_sync_s == 30e-6 and o.per_chunk_s == 2e-6
     assert hw.gm_bandwidth_bytes_per_s == 15e9
     assert all(conf in ("measured", "published", "derived") for _, conf in hw.provenance.values())
     assert hw.provenance["core_types.core.gm_read_bytes_per_cycle"][1] == "measured"
+
+
+def test_fit_rate_is_least_squares_on_the_log() -> None:
+    # floor 100 cycles; 256 B rows cost 256 cycles (1 B/cycle), 1 KiB rows 2048 (0.5 B/cycle): with both
+    # bandwidth-bound the best rate is their geometric mean sqrt(0.5), errors +-ln(sqrt 2) each (64 B rows stay at
+    # the floor: 64 / 0.707 = 90.5 < 100); taking all three as bandwidth-bound, or only 1 KiB, fits worse
+    assert fit_rate({64: 100.0, 256: 256.0, 1024: 2048.0}, 100.0) == pytest.approx(0.5**0.5, rel=1e-12)
+    assert fit_rate({64: 32.0, 1024: 512.0}, 0.0) == pytest.approx(2.0, rel=1e-12)  # no floor: all bandwidth
 
 
 def test_calibrate_writes_a_loadable_profile(tmp_path: Path, monkeypatch) -> None:

@@ -54,6 +54,21 @@ def test_l1_strategy():
     assert run(prof, hw, b, strategy="L1") == pytest.approx(100 * NS, rel=1e-12)
 
 
+def test_gm_on_a_caching_core_reads_a_shard_that_fits_its_cache_from_there():
+    # caches_gm_reads (a CPU): the resident memory (L1, 1 MiB, resident) is a cache that GM reads pass through; the
+    # 64,000-byte table fits, so GM costs what L1 does: 200 x 64 / 128 = 100 cycles, pooling 100 overlapped, no
+    # first-fetch latency; shards of 32,000 B that do not fit (L1 of 16 KiB) stay GM: 100 look-ups each
+    # x 25 + 100 latency + routing 200 x 4 / 128 = 6.25 -> 2606.25 cycles (as test_two_core_shard_with_merge)
+    prof, cpu, b = one_table(caches_gm_reads=True)
+    assert run(prof, cpu, b, strategy="GM") == pytest.approx(100 * NS, rel=1e-12)
+    prof, hw, b = one_table()
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)  # no private cache of GM reads
+    prof, small, b = one_table(cores=2, l1_bytes=16 << 10, caches_gm_reads=True)
+    m = Mapping(tables=(TableMapping("T", shards=2),))
+    p = predict(prof, small, m, b)
+    assert p.tables[0].time_s == pytest.approx(2606.25 * NS, rel=1e-12)
+
+
 def test_l1_strategy_reloaded_when_memory_does_not_keep_data():
     # as above plus the reload of 64,000 bytes from GM at 32 B/cycle = 2000 cycles per batch
     prof, hw, b = one_table(l1_resident=False)
@@ -169,6 +184,24 @@ def test_balanced_shards_pay_the_remap():
     contiguous = run(prof, hw, b, shards=2)
     balanced = run(prof, hw, b, shards=2, sharding="balanced")
     assert balanced - contiguous == pytest.approx(2500 * NS, rel=1e-9)
+
+
+def test_balanced_remap_reads_the_l2_when_the_remap_table_fits():
+    # the remap table, 1000 rows x 4 B = 4,000 B, fits a 1 MiB L2: each of the 100 ids per shard is an L2 read,
+    # max(L2 latency 50 / 4, 32-B block / 64 B/cycle) = 12.5 cycles: 1250 cycles more than contiguous shards
+    prof, hw, b = one_table(cores=2, l2_bytes=1 << 20)
+    contiguous = run(prof, hw, b, shards=2)
+    balanced = run(prof, hw, b, shards=2, sharding="balanced")
+    assert balanced - contiguous == pytest.approx(1250 * NS, rel=1e-9)
+
+
+def test_streamed_chunks_pay_their_set_up():
+    # as test_gm_ub_strategy (2612 cycles) + 4 chunks x 10 ns; with 2 query groups of 3 chunks (the groups case,
+    # 5037.5 cycles) + 2 x 3 x 10 ns
+    prof, hw, b = one_table(per_chunk_s=1e-8)
+    assert run(prof, hw, b, strategy="GM-UB") == pytest.approx((2612 + 40) * NS, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM-UB", chunk_bytes=30_000) == pytest.approx((5037.5 + 60) * NS, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)  # GM streams no chunks
 
 
 def test_replicas_split_the_batch():

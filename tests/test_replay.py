@@ -203,3 +203,129 @@ def test_batches_follow_counts(profile_dir: Path) -> None:
     p = freq["t_tiny"] / freq["t_tiny"].sum()
     seen = np.bincount(rows, minlength=40) / rows.size
     assert abs(seen[0] - p[0]) < 4 * np.sqrt(p[0] * (1 - p[0]) / rows.size)
+
+
+def _fnv1a64(text: str) -> int:
+    """FNV-1a 64-bit of the UTF-8 text, by its spec (plain Python)."""
+    h = 0xCBF29CE484222325
+    for byte in text.encode("utf-8"):
+        h = ((h ^ byte) * 0x100000001B3) % (1 << 64)
+    return h
+
+
+def _plain_log_batches(log: Path, rows: dict[str, int], batch: int, n: int, row_of) -> list[list[list[list[int]]]]:
+    """[batch][table][query] -> rows, read with the csv module: queries in file order, wrapping at the end."""
+    import csv
+
+    with open(log, encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    out = []
+    for b in range(n):
+        qs = [lines[(b * batch + i) % len(lines)] for i in range(batch)]
+        out.append([[[row_of(x, rows[t]) for x in q[t].split("|") if x] for q in qs] for t in rows])
+    return out
+
+
+@pytest.mark.parametrize("row_map", ["identity", "hash", "dense"])
+def test_log_batches_are_the_logs_consecutive_queries(tmp_path: Path, row_map: str) -> None:
+    from autotune.replay.logs import log_batches
+
+    prof_dir = make_profile(tmp_path, queries=300, seed=4, row_map=row_map, missing=0.1)
+    prof = load_profile(prof_dir)
+    rows = {t.name: t.rows for t in prof.tables}
+    if row_map == "dense":  # rows numbered in ascending id order over the log's distinct ids
+        import csv
+
+        with open(tmp_path / "log.csv", encoding="utf-8") as fh:
+            lines = list(csv.DictReader(fh))
+        dense = {t: {x: i for i, x in enumerate(sorted({int(v) for q in lines for v in q[t].split("|") if v}))}
+                 for t in rows}  # fmt: skip
+    for t in prof.tables:
+        assert t.extra["row_map"] == row_map
+    got = log_batches(prof, [tmp_path / "log.csv"], 128, 3)  # 384 queries of 300: the third batch wraps
+    for t_name in rows:
+
+        def row_of(x: str, n: int, t_name=t_name) -> int:
+            if row_map == "identity":
+                return int(x)
+            if row_map == "hash":
+                return _fnv1a64(x) % n
+            return dense[t_name][int(x)]
+
+        want = _plain_log_batches(tmp_path / "log.csv", {t_name: rows[t_name]}, 128, 3, row_of)
+        ti = prof.table_names.index(t_name)
+        for b in range(3):
+            tb = got[b][ti]
+            bags = [tb.rows[tb.offsets[q] : tb.offsets[q + 1]].tolist() for q in range(128)]
+            assert bags == want[b][0]
+            assert tb.qidx.tolist() == [q for q in range(128) for _ in bags[q]]
+
+
+def test_replay_logs_pooled_outputs_equal_the_reference(tmp_path: Path, two_core_hw) -> None:
+    prof_dir = make_profile(tmp_path, queries=500, seed=6, row_map="hash")
+    prof = load_profile(prof_dir)
+    for knobs in ({"replicas": 2}, {"shards": 2, "sharding": "balanced", "dedup": True}, {"strategy": "L1-UB"}):
+        # ReplayMismatch if any batch differs from the reference
+        r = replay(prof, two_core_hw, _mapping(prof.table_names, **knobs), 100, 2, 1, logs=[tmp_path / "log.csv"])
+        assert r.to_dict()["batches_from"].startswith("consecutive queries of the log")
+
+
+def test_replay_logs_bad_input_is_one_line(tmp_path: Path, profile_dir: Path) -> None:
+    hwfile = tmp_path / "hw" / "cpu.toml"
+    hwfile.parent.mkdir()
+    text = (Path(__file__).resolve().parents[1] / "hwprofiles" / "cpu-generic.toml").read_text()
+    hwfile.write_text(text.replace("count = { value = 16,", "count = { value = 2,"))
+    prof = load_profile(profile_dir)
+    mfile = tmp_path / "m.json"
+    mfile.write_text(json.dumps(_mapping(prof.table_names).to_dict()))
+    base = ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", str(hwfile), "-b", "16"]
+
+    def fails(log: Path) -> str:
+        res = runner.invoke(app, [*base, "--logs", str(log)])
+        assert res.exit_code != 0 and "Traceback" not in res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and res.stderr.strip().endswith(errors[0])  # progress lines, then one error
+        return errors[0]
+
+    other = tmp_path / "other.csv"
+    other.write_text("t_tiny,t_small,t_bag,elsewhere\n1,2,3,4\n")
+    assert "no column 't_med'" in fails(other)
+    assert "none.csv" in fails(tmp_path / "none.csv")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really parquet")
+    assert "bad.parquet" in fails(bad)
+    short = tmp_path / "short.csv"
+    short.write_text("t_tiny,t_small,t_med,t_bag\n1,2,3,4\n")
+    assert "fewer than one batch" in fails(short)
+    outside = tmp_path / "outside.csv"
+    outside.write_text("t_tiny,t_small,t_med,t_bag\n" + "99999,2,3,4\n" * 20)
+    assert "outside the table's rows" in fails(outside)
+
+
+def test_long_form_log_replays_the_same_batches(tmp_path: Path) -> None:
+    import csv
+
+    from autotune.replay.logs import log_batches
+
+    prof = load_profile(make_profile(tmp_path, queries=200, seed=8, missing=0.1))
+    with open(tmp_path / "log.csv", encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    rng = np.random.default_rng(1)
+    rows = [(f"q{i}", t, x) for i, q in enumerate(lines) for t in q for x in q[t].split("|") if x]
+    # tables interleaved at random within each query (a query's ids of one table keep their order)
+    by_query: dict[str, list] = {}
+    for r in rows:
+        by_query.setdefault(r[0], []).append(r)
+    with open(tmp_path / "long.csv", "w", encoding="utf-8") as fh:
+        fh.write("query_id,table,id\n")
+        for q in by_query.values():
+            tables = [r[1] for r in q]
+            rng.shuffle(tables)
+            per = {t: iter([r for r in q if r[1] == t]) for t in set(tables)}
+            for t in tables:
+                fh.write(",".join(next(per[t])) + "\n")
+    wide = log_batches(prof, [tmp_path / "log.csv"], 50, 4)
+    long = log_batches(prof, [tmp_path / "long.csv"], 50, 4)
+    for bw, bl in zip(wide, long, strict=True):
+        for a, b in zip(bw, bl, strict=True):
+            assert a.rows.tolist() == b.rows.tolist() and a.offsets.tolist() == b.offsets.tolist()

@@ -59,6 +59,12 @@ def register(app: typer.Typer) -> None:
             "memory; look-ups map to row x rows' // rows and the model is asked about the scaled tables.",
         ),
         seed: int = typer.Option(0, "--seed", help="Seed of the table values and of the drawn batches."),
+        logs: list[str] | None = typer.Option(
+            None,
+            "--logs",
+            help="Replay this query log (a file, folder or glob; repeat for more) instead of batches drawn from "
+            "the profile: batches are its consecutive queries, ids mapped to rows by the profile's row map.",
+        ),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON on stdout (for scripts)."),
     ) -> None:
         """Run a mapping for real on this machine's CPU cores; compare measured and predicted latency.
@@ -67,7 +73,7 @@ def register(app: typer.Typer) -> None:
         and pooling factors, runs every task on its own pinned worker (one per core) with the CPU analogue of
         its strategy, merges shards, and checks every batch's pooled output against a plain reference. Reports
         the median and p99 latency per batch, each core's busy time, and the model's prediction beside them.
-        Replaying an actual log (--logs) is not supported: batches are drawn from the profile's exact counts.
+        With --logs, the batches are the consecutive queries of an actual log (any format `analyze` reads) instead.
         """
         from autotune.hwload import load_hardware
         from autotune.replay import replay
@@ -88,7 +94,7 @@ def register(app: typer.Typer) -> None:
         b = batch_size or run_batch or m.batch_size or DEFAULT_BATCH_SIZE
         result = replay(
             prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=str(mapping),
-            progress=lambda msg: err.print(msg),
+            progress=lambda msg: err.print(msg), logs=logs,
         )  # fmt: skip
         if json_out:
             emit_json(result.to_dict())
@@ -97,7 +103,7 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"[bold]measured {_us(d['measured_latency_s'])}[/bold] median (p99 {_us(d['p99_latency_s'])}) per batch of "
             f"{b} over {d['batches']} batches; predicted {_us(d['predicted_latency_s'])} on {hwp.name} "
-            f"({d['relative_error']:+.0%}); every batch equals the reference"
+            f"({d['relative_error']:+.0%}); every batch equals the reference; batches {d['batches_from']}"
         )
         t = Table(title="per core")
         for col in ("core", "cpu", "tasks", "measured busy", "predicted"):

@@ -13,12 +13,17 @@ units are cycles of the look-up core's clock until the per-task overhead (second
 - GM-UB / L1-UB: the shard streams through the staging memory in double-buffered chunks; per chunk the
   vector unit scans the task's ids and gathers the hits. Cost grows with the shard's bytes, not with skew.
   Accumulators for all q queries must fit beside the two chunks; otherwise the queries are processed in
-  groups and the shard is streamed once per group.
+  groups and the shard is streamed once per group. Every chunk of every pass also costs `per_chunk_s` (its
+  set-up: DMA issue and sync, or a loop step; seconds, like `per_task_s`).
 - Sharded tasks scan all q x pooling ids to keep their own (routing, `route_cycles_per_id` each); balanced
-  shards also pay an id remap (one remap-table read per id, shared among the k shards). De-duplication sorts
+  shards also pay an id remap (one remap-table read per id, shared among the k shards), at L2 figures when the
+  remap table (4 B per row) fits the chip's L2, else at GM figures. De-duplication sorts
   the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
   in local memory). *-UB scans cost `scan_cycles_per_id` per id per chunk: id work is integer work on ids,
   priced per id, not at the float pooling rate.
+- Where the core's private cache keeps what it reads from GM (`caches_gm_reads`: a CPU's L1/L2, a GPU SM's L1),
+  the local memory is that cache: a GM shard that fits it is read at the local memory's rate, as L1 reads its
+  copy (no GM or L2 bytes, no first-fetch latency, no L2 slice hot spot).
 - GM with H pinned rows tests every fetched id against the sorted pinned set: ceil(log2 H) search steps of
   `pin_cycles_per_id` per id (compute), whether or not it hits.
 - GM fetches of one shard cannot end before the L2 slice owning its busiest interleave granule has served every
@@ -257,24 +262,35 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     # ---- serial steps before the pipelined loop
     sort = np.where(dedup, n * sort_c * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))), 0.0)
     route = np.where(k > 1, N * route_c, 0.0)
-    remap_lat, remap_bw = lat_gm / out, core.gm_block_bytes / gm_rate
-    remap = np.where(bal, N / k * max(remap_lat, remap_bw), 0.0)
-    remap_gm_bytes = np.where(bal, N / k * core.gm_block_bytes, 0.0)
+    # the remap table (REMAP_BYTES per row) is read where it lives: the chip's L2 when it fits there, else GM
+    remap_in_l2 = bal & (ctx.rows[t] * REMAP_BYTES <= hw.l2_capacity_bytes)
+    remap_lat = np.where(remap_in_l2, lat_l2 / out, lat_gm / out)
+    remap_bw = core.gm_block_bytes / np.where(remap_in_l2, l2_rate, gm_rate)
+    remap = np.where(bal, N / k * np.maximum(remap_lat, remap_bw), 0.0)
+    remap_gm_bytes = np.where(bal & ~remap_in_l2, N / k * core.gm_block_bytes, 0.0)
+    remap_l2_bytes = np.where(remap_in_l2, N / k * core.gm_block_bytes, 0.0)
 
     # ---- GM: per-row DMA cost at GM or L2 figures; pinned hits are gathered on-chip
     c_gm_lat, c_gm_bw = lat_gm / out, rbg / gm_rate
     c_l2_lat, c_l2_bw = lat_l2 / out, rbg / l2_rate
     hits = np.where(is_gm, f * h, 0.0)
     miss = np.where(is_gm, f - hits, 0.0)  # rows the GM strategy fetches by DMA
-    fetch_l2 = miss * l2h * np.maximum(c_l2_lat, c_l2_bw)
-    fetch_gm = miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw)
+    # where the core's private cache keeps the lines it reads from GM (a CPU's L1/L2, a GPU SM's L1), its local
+    # memory is that cache: a GM shard that fits it is read from it, as the L1 strategy reads its copy (no GM or L2
+    # traffic, no first-fetch latency, no L2 slice hot spot)
+    cached = np.zeros_like(is_gm)
+    if core.caches_gm_reads and res is not None and res.resident:
+        cached = is_gm & (shard_bytes <= res.capacity_bytes)
+    fetch_l2 = np.where(cached, 0.0, miss * l2h * np.maximum(c_l2_lat, c_l2_bw))
+    fetch_gm = np.where(cached, 0.0, miss * (1.0 - l2h) * np.maximum(c_gm_lat, c_gm_bw))
+    fetch_local = np.where(cached, miss * rbu / l1_rate, 0.0)
     fetch_lat = np.where(c_l2_lat >= c_l2_bw, fetch_l2, 0.0) + np.where(c_gm_lat >= c_gm_bw, fetch_gm, 0.0)
     # the L2 slice of the shard's busiest granule serves every task's reads of it (hotspot.py): no task of the
     # shard ends its fetches sooner; when that binds, the fetch time is the slice's bandwidth, not latency
-    spot = np.concatenate(spots)
+    spot = np.where(cached, 0.0, np.concatenate(spots))
     hot_bound = spot > fetch_l2 + fetch_gm
     fetch_lat = np.where(hot_bound, 0.0, fetch_lat)
-    fetch = np.maximum(fetch_l2 + fetch_gm, spot)
+    fetch = np.maximum(fetch_l2 + fetch_gm, spot) + fetch_local
     pool = n * (pool_row + rb / pool_rate)
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
     steps = np.maximum(1.0, np.ceil(np.log2(np.maximum(hot_rows, 1.0))))
@@ -293,7 +309,8 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
     comp = comp + expand + pin_test
-    fill = np.where(is_gm, lat_gm, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
+    first = np.where(cached, 0.0, lat_gm)  # a cached GM shard's first row waits on no DRAM read
+    fill = np.where(is_gm, first, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 
     # ---- where the table and the pinned rows live; reloads when that memory does not keep data across batches
     table_in_res = is_l1 | is_l1ub
@@ -334,18 +351,22 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     serial = sort + route + remap + reload
     cycles = serial + loop + fill
     remap_is_lat = remap_lat >= remap_bw
-    lat_c = fill + np.where(mem_counts, mem_lat, 0.0) + (remap if remap_is_lat else 0.0)
-    bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + (0.0 if remap_is_lat else remap)
+    lat_c = fill + np.where(mem_counts, mem_lat, 0.0) + np.where(remap_is_lat, remap, 0.0)
+    bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + np.where(remap_is_lat, 0.0, remap)
     comp_c = sort + route + np.where(comp_counts, comp, 0.0)
-    per_task = hw.overheads.per_task_s
+    # fixed costs in seconds: the task's set-up, and each chunk's set-up on every pass of a *-UB task
+    overhead = hw.overheads.per_task_s + np.where(is_ub, groups * n_chunks * hw.overheads.per_chunk_s, 0.0)
     clock = ctx.clock_hz
-    time_s = cycles / clock + per_task
-    parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, np.full_like(m, per_task)])
+    time_s = cycles / clock + overhead
+    parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, overhead])
 
     gm_bytes_s = (
-        miss * (1.0 - l2h) * rbg + remap_gm_bytes + reload_gm_bytes + np.where(is_gmub, groups * shard_bytes, 0.0)
+        np.where(cached, 0.0, miss * (1.0 - l2h) * rbg)
+        + remap_gm_bytes
+        + reload_gm_bytes
+        + np.where(is_gmub, groups * shard_bytes, 0.0)
     )
-    l2_bytes_s = miss * l2h * rbg
+    l2_bytes_s = np.where(cached, 0.0, miss * l2h * rbg) + remap_l2_bytes
 
     # ---- does one task fit one core on its own (capacities, L1 present, room for an accumulator)
     fits = np.repeat(r_e * k_e <= ctx.n_cores, k_e)

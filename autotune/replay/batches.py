@@ -5,8 +5,8 @@ A batch of one table is CSR: `rows` (int64 row of every look-up), `offsets` (B+1
 exactly in expectation: floor(pooling) plus one with probability frac(pooling), capped at the largest bag
 seen; rows are drawn with replacement from the observed (row, count) frequencies.
 
-Replaying an actual log (`--logs`) is not supported: a batch drawn from the counts has the same row
-frequencies and pooling factor, which is all the latency model reads.
+A drawn batch has the profile's row frequencies and pooling factor, which is all the latency model reads;
+`autotune.replay.logs` replays an actual log's consecutive queries instead (`replay --logs`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`replay`: run a mapping for real on this machine's cores, check its answer, time it, set the model beside it.
 
 Steps: validate the mapping against the (scaled) profile and the chip; let the model place it (`predict`,
-whose placement replay then follows); build float32 tables and draw batches from the profile's row counts;
+whose placement replay then follows); build float32 tables and draw batches from the profile's row counts
+(or read consecutive queries of an actual log, `logs`);
 run the tasks on pinned workers (`runner`); check every batch's pooled output against `reference`; report
 the median and p99 latency of the timed batches (after `warmup` untimed ones), each core's busy time and
 each table's slowest task, next to the model's prediction of the same.
@@ -13,8 +14,9 @@ the machine hits every mapping alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction, predict
 from autotune.model.mapping import Mapping, validate_mapping
 from autotune.replay.batches import TableBatch, draw_batches, read_row_counts
+from autotune.replay.logs import log_batches
 from autotune.replay.plan import build_tasks
 from autotune.replay.reference import reference_pool
 from autotune.replay.runner import Timings, run, usable_cpus
@@ -52,6 +55,7 @@ class ReplayResult:
     warmup: int
     scale: float
     cpus: tuple[int, ...]  # CPU of each mapping core
+    source: str = "drawn from the profile's row counts"  # where the batches came from
 
     @property
     def measured_latency_s(self) -> float:
@@ -81,6 +85,7 @@ class ReplayResult:
             "scale": self.scale,
             "hardware": pred.hardware,
             "checked": "every batch equals the reference",
+            "batches_from": self.source,
             "latencies_s": list(self.latencies_s),
             "per_core": [
                 {
@@ -155,6 +160,7 @@ class ReplayData:
     freq: dict[str, np.ndarray]  # look-up counts per (scaled) row
     tables: list[np.ndarray]
     batches: list[list[TableBatch]]  # [batch][table]
+    source: str = "drawn from the profile's row counts"  # or the log's consecutive queries
     _refs: dict[tuple[int, int], np.ndarray] = field(default_factory=dict, repr=False)
 
     def reference(self, b: int, ti: int) -> np.ndarray:
@@ -172,18 +178,25 @@ def prepare(
     scale: float = 1.0,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    logs: Sequence[str | Path] | None = None,
 ) -> ReplayData:
-    """Build the tables and draw `n_batches` batches (warm-up ones included) of `profile` for replay."""
+    """Build the tables and draw `n_batches` batches (warm-up ones included) of `profile` for replay; with
+    `logs`, the batches are the log's consecutive queries instead (`autotune.replay.logs`)."""
     say = progress or (lambda _m: None)
     check_scale(scale)
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     prof = float32_profile(scale_profile(profile, scale))
     freq = read_row_counts(profile, scale)
+    if logs:
+        batches = log_batches(profile, logs, batch_size, n_batches, scale, say)
+        source = f"consecutive queries of the log {', '.join(map(str, logs))}"
+    else:
+        batches = draw_batches(prof, freq, batch_size, n_batches, seed)
+        source = "drawn from the profile's row counts"
     say(f"building {len(prof.tables)} float32 table(s): {sum(t.table_bytes for t in prof.tables) / 2**20:.1f} MiB")
     tables = [make_table(t.rows, t.dim, seed, i) for i, t in enumerate(prof.tables)]
-    batches = draw_batches(prof, freq, batch_size, n_batches, seed)
-    return ReplayData(prof, batch_size, scale, seed, freq, tables, batches)
+    return ReplayData(prof, batch_size, scale, seed, freq, tables, batches, source)
 
 
 def replay(
@@ -198,11 +211,13 @@ def replay(
     where: str = "mapping",
     progress: Callable[[str], None] | None = None,
     data: ReplayData | None = None,
+    logs: Sequence[str | Path] | None = None,
 ) -> ReplayResult:
     """Run `mapping` for real; raise `UserError` on bad input, `ReplayMismatch` if the answer is wrong.
 
     `data` (from `prepare` with the same profile, batch size, scale and seed, and at least `warmup +
     n_batches` batches) skips building tables and drawing batches; its first `warmup + n_batches` are run.
+    `logs` replays those query logs' consecutive queries instead of batches drawn from the profile.
     """
     say = progress or (lambda _m: None)
     check_scale(scale)
@@ -232,7 +247,7 @@ def replay(
     pred = predict(prof, hw, mapping, batch_size, ctx=ctx)
     placed = pred.mapping
     if data is None:
-        data = prepare(profile, batch_size, warmup + n_batches, scale, seed, progress)
+        data = prepare(profile, batch_size, warmup + n_batches, scale, seed, progress, logs)
     batches = data.batches[: warmup + n_batches]
     tasks, _ = build_tasks(prof, placed, data.tables, data.freq, batch_size, ctx.default_chunk_bytes)
     names = prof.table_names
@@ -249,7 +264,8 @@ def replay(
 
     say(f"running {warmup} warm-up + {n_batches} timed batch(es) of {batch_size} on {hw.n_cores} pinned core(s)")
     timings = run(tasks, batches, [t.dim for t in prof.tables], batch_size, hw.n_cores, check=check)
-    return _result(placed, pred, timings, tasks, names, batch_size, warmup, scale, cpus[: hw.n_cores])
+    res = _result(placed, pred, timings, tasks, names, batch_size, warmup, scale, cpus[: hw.n_cores])
+    return replace(res, source=data.source)
 
 
 def _result(

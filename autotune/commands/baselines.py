@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
                         "largest_task_s": lb.largest_task_s,
                         "gm_bound_s": lb.gm_bound_s,
                         "l2_bound_s": lb.l2_bound_s,
+                        "span_work_s": lb.span_work_s,
                     },
                     "baselines": rows,
                 }
@@ -98,5 +99,6 @@ def register(app: typer.Typer) -> None:
                 out.print(f"{r['name']} is infeasible: {r['reason']}")
         out.print(
             f"lower bound {us(lb.latency_s)} (work spread over all cores {us(lb.average_work_s)}, largest task "
-            f"{us(lb.largest_task_s)}, chip GM {us(lb.gm_bound_s)})"
+            f"{us(lb.largest_task_s)}, work of configurations no slower than the busiest core {us(lb.span_work_s)}, "
+            f"chip GM {us(lb.gm_bound_s)})"
         )

@@ -18,8 +18,8 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
 - The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's gathers of
   64 B to 1 KiB rows from a table a quarter of its size (the geometric mean of bytes / cycles).
 - gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of a task's gathered rows) at
-  64 B to 512 B rows and bags of 1 to 8, fitted by least squares to pool_row_cycles + row bytes /
-  pool_bytes_per_cycle (numpy's per-row reduction overhead: a 64 B row costs several times its bytes' worth).
+  64 B to 512 B rows and bags of 1 to 8 ids mixed with bags one id longer (as replay's batches mix them),
+  fitted by least squares to pool_row_cycles + row bytes / pool_bytes_per_cycle (numpy's per-row reduction overhead: a 64 B row costs several times its bytes' worth).
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),
@@ -157,9 +157,23 @@ def row_cost_s(
 ) -> float:
     """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table`."""
     ids = rng.integers(0, table.shape[0], lookups)
-    offsets = np.arange(0, lookups + 1, pooling, dtype=np.int64)
+    offsets = bag_offsets(lookups, pooling, rng)
     out = np.empty((len(offsets) - 1, table.shape[1]), dtype=np.float32)
     return _median_time(lambda: segment_sum(np.take(table, ids, axis=0), offsets, out), repeats) / lookups
+
+
+def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
+    """CSR offsets of `lookups` ids in bags of `bag` or `bag + 1` ids, in random order (the last one trimmed).
+
+    This is how replay lays out a task's bags: a profile's pooling factor is rarely an integer, so its batches
+    mix bags of floor(P) and floor(P) + 1 ids (`replay.batches`), and `segment_sum` then pools each length
+    separately. Bags of a single length would take its one-block fast path and price pooling below what
+    replay pays (measured: the fitted pooling rate 2.4x too fast, every replayed mapping slower than predicted).
+    """
+    lengths = bag + rng.integers(0, 2, lookups // bag + 1)
+    ends = np.minimum(np.cumsum(lengths), lookups)
+    ends = ends[: int(np.searchsorted(ends, lookups)) + 1]
+    return np.concatenate([[0], ends]).astype(np.int64)
 
 
 def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator) -> float:
@@ -168,11 +182,11 @@ def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.
     return _median_time(lambda: np.take(table, ids, axis=0), repeats) / lookups
 
 
-def pool_cost_s(row_bytes: int, lookups: int, repeats: int, bag: int = POOL_BAG) -> float:
-    """Seconds per row of sum pooling (`segment_sum`, bags of `bag`) of `lookups` gathered rows of `row_bytes`."""
+def pool_cost_s(row_bytes: int, lookups: int, repeats: int, bag: int = POOL_BAG, seed: int = 0) -> float:
+    """Seconds per row of sum pooling (`segment_sum`, bags of `bag` or `bag + 1`) of `lookups` rows of `row_bytes`."""
     rows = np.ones((lookups, row_bytes // 4), np.float32)
-    offsets = np.arange(0, lookups + 1, bag, dtype=np.int64)
-    out = np.empty((lookups // bag, row_bytes // 4), np.float32)
+    offsets = bag_offsets(lookups, bag, np.random.default_rng(seed))
+    out = np.empty((len(offsets) - 1, row_bytes // 4), np.float32)
     return _median_time(lambda: segment_sum(rows, offsets, out), repeats) / lookups
 
 

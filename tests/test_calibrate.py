@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from autotune.calibrate import fit, fit_rate
+from autotune.calibrate import bag_offsets, fit, fit_rate
 from autotune.cli import app
 from autotune.hwload import load_hardware
 
@@ -102,3 +103,12 @@ def test_calibrate_writes_a_loadable_profile(tmp_path: Path, monkeypatch) -> Non
     res = runner.invoke(app, ["calibrate", "--quick", "--out", str(out)])
     assert res.exit_code == 0 and load_hardware(out).name == "cpu"
     assert not list(out.parent.glob(".*.tmp"))  # written atomically: no temporary left behind
+
+
+@pytest.mark.parametrize("bag", [1, 4, 8])
+def test_bag_offsets_mix_two_lengths_as_replay_batches_do(bag: int) -> None:
+    offsets = bag_offsets(4096, bag, np.random.default_rng(3))
+    lengths = np.diff(offsets)
+    assert offsets[0] == 0 and offsets[-1] == 4096  # every id in exactly one bag
+    assert set(lengths[:-1].tolist()) == {bag, bag + 1}  # both lengths occur, nothing else (the last is trimmed)
+    assert 1 <= lengths[-1] <= bag + 1

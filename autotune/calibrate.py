@@ -19,7 +19,8 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
   64 B to 1 KiB rows from a table a quarter of its size (the geometric mean of bytes / cycles).
 - gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of a task's gathered rows) at
   64 B to 512 B rows and bags of 1 to 8 ids mixed with bags one id longer (as replay's batches mix them),
-  fitted by least squares to pool_row_cycles + row bytes / pool_bytes_per_cycle (numpy's per-row reduction overhead: a 64 B row costs several times its bytes' worth).
+  fitted by least squares to pool_row_cycles + row bytes / pool_bytes_per_cycle (numpy's per-row reduction
+  overhead: a 64 B row costs several times its bytes' worth).
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),

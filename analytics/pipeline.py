@@ -28,11 +28,11 @@ import autotune
 from analytics import counting, fast_text, readers, sources
 from analytics.build import TableSettings, default_row_map, table_profile
 from analytics.modelspec import ModelSpec, load_model_spec
-from analytics.profile_io import TableArrays, write_profile
+from analytics.profile_io import PROFILE_FILE, CountsWriter, write_profile
 from analytics.rowmap import ROW_MAPS, map_rows
 from analytics.sql import connect
 from autotune.errors import UserError
-from autotune.workload import DTYPE_BYTES, WorkloadProfile, load_profile
+from autotune.workload import DTYPE_BYTES, WorkloadProfile
 
 DEFAULT_OUT_ROOT = Path("runs") / "profiles"
 JSON_COVERAGE_KEYS = ("0.01", "0.1", "1", "10", "50")
@@ -117,8 +117,31 @@ def _resolve_format(fmt: str, files: tuple[sources.LogFile, ...]) -> tuple[str, 
     return sniffed.format, sniffed
 
 
+class _DuckDB:
+    """The DuckDB connection of one `analyze` call, opened on first use: the Polars fast path needs none,
+    and importing and starting DuckDB costs about 0.1 s of every run."""
+
+    def __init__(self, scratch: Path, memory_limit: str, threads: int | None) -> None:
+        self._settings = (str(scratch), memory_limit, threads)
+        self._con: Any = None
+
+    def connect(self) -> Any:
+        if self._con is None:
+            self._con = connect(*self._settings)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
 def _pick_tables(
-    reader: readers.LogReader, con: Any, requested: Sequence[str] | None, model: ModelSpec | None, where: str
+    reader: readers.LogReader,
+    db: readers.Connect,
+    requested: Sequence[str] | None,
+    model: ModelSpec | None,
+    where: str,
 ) -> tuple[str, ...]:
     cols = reader.columns()
     if requested:
@@ -130,7 +153,7 @@ def _pick_tables(
         in_model = tuple(c for c in cols if c in model.tables)
         if in_model:
             return in_model
-    picked = reader.default_tables(con)
+    picked = reader.default_tables(db)
     if not picked:
         raise UserError(
             f"{where}: every column looks numeric, so none is a table by default; "
@@ -191,33 +214,33 @@ def analyze(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.scratch.", dir=out_dir.parent))
     try:
-        con = connect(str(scratch), memory_limit, threads)
+        db = _DuckDB(scratch, memory_limit, threads)
         try:
-            chosen = None if reader.layout == "long" else _pick_tables(reader, con, tables, spec, where)
+            chosen = None if reader.layout == "long" else _pick_tables(reader, db.connect, tables, spec, where)
             counted = _count_fast(reader, files, chosen, multi_sep, sample, seed, memory_limit, say)
             if counted is not None:
                 lc, loaded, parser = counted
             else:
-                lc, loaded = _count_duckdb(con, reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say)
+                lc, loaded = _count_duckdb(
+                    db.connect(), reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say
+                )
                 parser = "duckdb"
         finally:
-            con.close()
+            db.close()
         if lc.queries == 0 and sample is not None:
             raise UserError(f"--sample {sample} kept no query of {loaded.rows_read} rows; use a larger fraction")
         if lc.queries == 0:
             raise UserError(f"{where}: the log holds no queries")
-        say("computing statistics")
         settings = [_table_settings(tc.name, spec, dim, dtype, row_map) for tc in lc.tables]
-        # rows first (a bad row map fails here, before anything is written), then counts.parquet is
-        # written in the background while the statistics run
-        mapped = [map_rows(tc.ids, st.row_map, st.rows, tc.name) for tc, st in zip(lc.tables, settings, strict=True)]
-        arrays: list[TableArrays] = [
-            (tc.name, tc.ids, rows, tc.counts) for tc, (rows, _) in zip(lc.tables, mapped, strict=True)
-        ]
 
-        def build() -> WorkloadProfile:
-            profiles = [
-                table_profile(
+        def build(counts: CountsWriter) -> WorkloadProfile:
+            # table by table: rows, then counts.parquet gets the table (written in the background) while
+            # its statistics are computed
+            profiles = []
+            for tc, st in zip(lc.tables, settings, strict=True):
+                mapped = map_rows(tc.ids, st.row_map, st.rows, tc.name)
+                counts.add(tc.name, tc.ids, mapped[0], tc.counts)
+                prof, _ = table_profile(
                     tc.name,
                     tc.ids,
                     tc.counts,
@@ -227,10 +250,9 @@ def analyze(
                     pooling_max=tc.pooling_max,
                     top_k=top_k,
                     sample_fraction=sample,
-                    mapped=m,
-                )[0]
-                for tc, st, m in zip(lc.tables, settings, mapped, strict=True)
-            ]
+                    mapped=mapped,
+                )
+                profiles.append(prof)
             return WorkloadProfile(
                 name=name,
                 queries=round(lc.queries / sample) if sample else lc.queries,
@@ -252,8 +274,10 @@ def analyze(
 
         written: list[Path] = []
         say(f"computing statistics, writing {out_dir}")
-        write_profile(out_dir, build, arrays, _plotter(written, out_dir) if plots else None)
-        return AnalyzeResult(load_profile(out_dir), out_dir, loaded.skipped, tuple(written))
+        prof = write_profile(out_dir, build, extras=_plotter(written, out_dir) if plots else None)
+        # what load_profile(out_dir) gives, without reading back and parsing the JSON just written
+        loaded_back = WorkloadProfile.from_dict(prof.to_dict(), where=str(out_dir / PROFILE_FILE), path=out_dir)
+        return AnalyzeResult(loaded_back, out_dir, loaded.skipped, tuple(written))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -337,4 +361,4 @@ def _plotter(written: list[Path], final: Path) -> Callable[[Path, WorkloadProfil
     return make
 
 
-__all__ = ["AnalyzeResult", "TableArrays", "analyze"]
+__all__ = ["AnalyzeResult", "analyze"]

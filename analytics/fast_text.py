@@ -107,7 +107,7 @@ def fits(files: tuple[LogFile, ...], memory_limit: str) -> bool:
     return limit is not None and MEMORY_FACTOR * sum(text_bytes(f) for f in files) <= limit
 
 
-def _separators(buf: np.ndarray, sep: int, quote: bool) -> tuple[int, bool]:
+def separators(buf: np.ndarray, sep: int, quote: bool) -> tuple[int, bool]:
     """(separators in a text buffer, whether it holds a '"' when `quote`), counted chunk by chunk."""
     seps = 0
     quoted = False
@@ -120,14 +120,14 @@ def _separators(buf: np.ndarray, sep: int, quote: bool) -> tuple[int, bool]:
 
 
 def _count_file(path: Path, sep: int, quote: bool) -> tuple[int, bool]:
-    """`_separators` of an uncompressed file, read through a read-only memory map."""
+    """`separators` of an uncompressed file, read through a read-only memory map."""
     with path.open("rb") as fh:
         mm = _map(fh.fileno())
         try:
-            return _separators(np.frombuffer(mm, dtype=np.uint8), sep, quote)
+            return separators(np.frombuffer(mm, dtype=np.uint8), sep, quote)
         finally:
             # the map cannot close while a numpy view of it lives, as it does in the traceback of an error
-            # in _separators: then it closes when that goes, and the error itself propagates
+            # in separators: then it closes when that goes, and the error itself propagates
             with contextlib.suppress(BufferError):
                 mm.close()
 
@@ -138,53 +138,58 @@ def _map(fileno: int) -> mmap.mmap:
     return mmap.mmap(fileno, 0, access=mmap.ACCESS_READ)
 
 
-def _read_one(
-    f: LogFile, names: tuple[str, ...], keep: tuple[str, ...], delimiter: str, header: bool, quote: bool
-) -> pl.DataFrame | None:
-    """One file parsed by Polars (columns `keep`, all strings), or None when it is not provably clean.
-
-    The separators are counted in a second thread while Polars parses (both release the GIL)."""
-    schema = dict.fromkeys((*names, EXTRA), pl.String)
-    kw = {
+def csv_options(
+    names: tuple[str, ...], keep: tuple[str, ...], delimiter: str, header: bool, quote: bool
+) -> dict[str, object]:
+    """`pl.read_csv` options: columns `keep` (and EXTRA), all strings, no inference, ragged lines raise."""
+    return {
         "has_header": header,
         "separator": delimiter,
         "quote_char": '"' if quote else None,
-        "schema": schema,
+        "schema": dict.fromkeys((*names, EXTRA), pl.String),
         "columns": [*sorted(names.index(c) for c in keep), len(names)],
         "missing_columns": "insert",
         "infer_schema": False,
         "raise_if_empty": False,
         "truncate_ragged_lines": False,
     }
+
+
+def proven_clean(df: pl.DataFrame, counted: tuple[int, bool], fields: int, header: bool) -> bool:
+    """Whether a parsed text is provably clean: no quote (when looked for), (fields - 1) separators per
+    line (header included), no line with an extra field (see the module docstring)."""
+    seps, quoted = counted
+    lines = df.height + (1 if header else 0)
+    return not quoted and seps == (fields - 1) * lines and df[EXTRA].null_count() == df.height
+
+
+def _read_one(
+    f: LogFile, names: tuple[str, ...], keep: tuple[str, ...], delimiter: str, header: bool, quote: bool
+) -> pl.DataFrame | None:
+    """One file parsed by Polars (columns `keep`, all strings), or None when it is not provably clean.
+
+    The separators are counted in a second thread while Polars parses (both release the GIL)."""
     try:
         with ThreadPoolExecutor(1) as pool:
             if f.compression == "gzip":
                 source: bytes | Path = gzip.decompress(f.path.read_bytes())
                 buf = np.frombuffer(source, dtype=np.uint8)
-                counting = pool.submit(_separators, buf, ord(delimiter), quote)
+                counting = pool.submit(separators, buf, ord(delimiter), quote)
             else:
                 source = Path(f.path)
                 counting = pool.submit(_count_file, source, ord(delimiter), quote)
-            df = pl.read_csv(source, **kw)
-            seps, quoted = counting.result()
+            df = pl.read_csv(source, **csv_options(names, keep, delimiter, header, quote))
+            counted = counting.result()
     except (pl.exceptions.PolarsError, OSError, EOFError, zlib.error, ValueError):
         return None
-    lines = df.height + (1 if header else 0)
-    if quoted or seps != (len(names) - 1) * lines or df[EXTRA].null_count() != df.height:
-        return None
-    return df.select(keep)
+    return df.select(keep) if proven_clean(df, counted, len(names), header) else None
 
 
 def _ids_counted(ids: pl.LazyFrame, c: str) -> pl.LazyFrame:
-    """Look-ups per id of column `c`, without the null and empty ids (the filter runs on the groups, inside
-    the plan, so it costs nothing next to the group-by)."""
-    counted = ids.group_by(c).agg(pl.len().alias("n"))
+    """Look-ups per id of column `c` (int64 `n`), without the null and empty ids (the filter runs on the
+    groups, inside the plan, so it costs nothing next to the group-by)."""
+    counted = ids.group_by(c).agg(pl.len().cast(pl.Int64).alias("n"))
     return counted.filter(pl.col(c).is_not_null() & (pl.col(c) != ""))
-
-
-def _single(lazy: pl.LazyFrame, c: str) -> pl.LazyFrame:
-    """Look-ups per id of a one-id-per-cell column."""
-    return _ids_counted(lazy, c)
 
 
 def _bag_ids(lazy: pl.LazyFrame, c: str, sep: str) -> pl.LazyFrame:
@@ -198,7 +203,23 @@ def _bag_stats(lazy: pl.LazyFrame, c: str, sep: str) -> pl.LazyFrame:
     return lazy.select(k.alias("k")).select((pl.col("k") > 0).sum().alias("with"), pl.col("k").max().alias("max"))
 
 
-def _table_counts(name: str, frame: pl.DataFrame, bag: tuple[int, int] | None) -> TableCounts:
+#: One table's counts over (part of) a log: the (id, n) frame and, for bag columns, (queries with a
+#: look-up, largest bag); None for one-id cells, whose figures follow from the counts.
+Partial = tuple[pl.DataFrame, tuple[int, int] | None]
+
+
+def count_frame(df: pl.DataFrame, tables: tuple[str, ...], multi_sep: str | None) -> list[Partial]:
+    """Per table, the counts of a parsed frame: one `group_by().len()` per column in one `collect_all`."""
+    lazy = df.lazy()
+    if multi_sep is None:
+        return [(f, None) for f in pl.collect_all([_ids_counted(lazy, c) for c in tables], engine=ENGINE)]
+    plans = [_bag_ids(lazy, c, multi_sep) for c in tables] + [_bag_stats(lazy, c, multi_sep) for c in tables]
+    got = pl.collect_all(plans, engine=ENGINE)
+    n = len(tables)
+    return [(got[i], (int(got[n + i]["with"][0] or 0), int(got[n + i]["max"][0] or 0))) for i in range(n)]
+
+
+def table_counts(name: str, frame: pl.DataFrame, bag: tuple[int, int] | None) -> TableCounts:
     """Counts of one table (null and empty ids already dropped); `bag` = (queries with a look-up, largest
     bag) for bag columns (one-id cells: every look-up is its own query, the largest bag is 1)."""
     counts = frame["n"].to_numpy().astype(np.int64)
@@ -237,16 +258,5 @@ def count_text(
         return None  # let the DuckDB path word the "no data rows" error
     if sample is not None:
         df = df.filter(pl.Series(keep_mask(np.arange(rows_read, dtype=np.int64), sample, seed)))
-    queries = df.height
-    lazy = df.lazy()
-    if multi_sep is None:
-        frames_out = pl.collect_all([_single(lazy, c) for c in tables], engine=ENGINE)
-        tcs = [_table_counts(c, f, None) for c, f in zip(tables, frames_out, strict=True)]
-    else:
-        plans = [_bag_ids(lazy, c, multi_sep) for c in tables] + [_bag_stats(lazy, c, multi_sep) for c in tables]
-        got = pl.collect_all(plans, engine=ENGINE)
-        tcs = []
-        for i, c in enumerate(tables):
-            stats = got[len(tables) + i]
-            tcs.append(_table_counts(c, got[i], (int(stats["with"][0] or 0), int(stats["max"][0] or 0))))
-    return FastCounts(LogCounts(queries, tuple(tcs)), rows_read)
+    tcs = [table_counts(c, f, bag) for c, (f, bag) in zip(tables, count_frame(df, tables, multi_sep), strict=True)]
+    return FastCounts(LogCounts(df.height, tuple(tcs)), rows_read)

@@ -303,25 +303,35 @@ def _count_fast(
     memory_limit: str,
     say: Callable[[str], None],
 ) -> tuple[counting.LogCounts, readers.Loaded, str] | None:
-    """Wide text logs that fit in memory: Polars' fast path (`analytics.fast_text`); None = use DuckDB."""
-    if not isinstance(reader, readers.TextWide) or chosen is None or not fast_text.fits(files, memory_limit):
+    """Clean wide text logs: Polars, in memory when the text fits (`analytics.fast_text`), else chunk by
+    chunk (`analytics.fast_chunks`); None = use DuckDB."""
+    limit = fast_text.memory_bytes(memory_limit)
+    if not isinstance(reader, readers.TextWide) or chosen is None or limit is None:
         return None
-    say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
-    fast = fast_text.count_text(
-        files,
-        reader.names,
-        chosen,
-        delimiter=reader.delimiter,
-        header=reader.header,
-        quote=reader.fmt == "csv",
-        multi_sep=multi_sep,
-        sample=sample,
-        seed=seed,
-    )
+    opts = {
+        "delimiter": reader.delimiter,
+        "header": reader.header,
+        "quote": reader.fmt == "csv",
+        "multi_sep": multi_sep,
+        "sample": sample,
+        "seed": seed,
+    }
+    if fast_text.fits(files, memory_limit):
+        say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
+        fast, parser = fast_text.count_text(files, reader.names, chosen, **opts), "polars"
+    else:
+        from analytics import fast_chunks
+
+        chunk = limit // fast_chunks.CHUNK_SHARE
+        say(f"parsing {len(files)} file(s) ({reader.fmt}, in chunks of {chunk >> 20} MiB), {len(chosen)} table(s)")
+        fast = fast_chunks.count_text_chunked(
+            files, reader.names, chosen, chunk_bytes=chunk, counts_budget=limit // fast_chunks.COUNTS_SHARE, **opts
+        )
+        parser = "polars-chunks"
     if fast is None:
         return None
     loaded = readers.Loaded("", "wide", frozenset(chosen), fast.rows_read, 0, ())
-    return fast.counts, loaded, "polars"
+    return fast.counts, loaded, parser
 
 
 def _count_duckdb(

@@ -91,7 +91,7 @@ def test_a_failing_separator_count_falls_back_to_duckdb(tmp_path, monkeypatch):
     def broken(*_args: object) -> tuple[int, bool]:
         raise ValueError("cannot count")
 
-    monkeypatch.setattr(fast_text, "_separators", broken)
+    monkeypatch.setattr(fast_text, "separators", broken)
     slow = analyze([log], fmt="criteo", out=tmp_path / "slow")
     assert (fast.profile.source["parser"], slow.profile.source["parser"]) == ("polars", "duckdb")
     a, b = fast.profile.to_dict(), slow.profile.to_dict()

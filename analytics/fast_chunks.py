@@ -97,9 +97,8 @@ def _fill(fh: BinaryIO, into: memoryview) -> int:
 
 def _add_up(parts: list[list[Partial]], tables: tuple[str, ...]) -> list[Partial]:
     """Per table, the counts of several chunks added up (ids summed, bag figures summed and maxed)."""
-    plans = [
-        pl.concat([p[i][0] for p in parts]).lazy().group_by(c).agg(pl.col("n").sum()) for i, c in enumerate(tables)
-    ]
+    total = pl.col("n").cast(pl.Int64).sum()
+    plans = [pl.concat([p[i][0] for p in parts]).lazy().group_by(c).agg(total) for i, c in enumerate(tables)]
     frames = pl.collect_all(plans, engine=ENGINE)
     out: list[Partial] = []
     for i, frame in enumerate(frames):

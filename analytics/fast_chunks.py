@@ -5,7 +5,7 @@ Why: a log whose text exceeds `fast_text`'s memory gate used to go to DuckDB, wh
 `chunk_bytes` cut at line ends (gzip decompressed as a stream); each chunk is proven clean exactly as in
 `fast_text` (numpy counts its separators in a second thread while Polars parses it from memory; the
 EXTRA column catches long lines), then counted per column; the per-chunk counts are added up (concat,
-`group_by().sum()`) whenever they outgrow a quarter of `counts_budget`, and at the end. Measured on an
+`group_by().sum()`) whenever they pass `merge_bytes`, and at the end. Measured on an
 8,000,000-row Criteo TSV (2 GiB, benchmarks/README.md): about 1.6x faster than the DuckDB path, at about
 half its peak memory.
 
@@ -47,6 +47,8 @@ from analytics.sql import keep_mask
 CHUNK_SHARE = 8
 #: The added-up counts may take at most this share of the memory limit before the path gives up.
 COUNTS_SHARE = 2
+#: The per-chunk counts are added up whenever they pass this share of the memory limit.
+MERGE_SHARE = 8
 
 
 def chunks(f: LogFile, size: int) -> Iterator[bytes]:
@@ -98,7 +100,11 @@ def _fill(fh: BinaryIO, into: memoryview) -> int:
 def _add_up(parts: list[list[Partial]], tables: tuple[str, ...]) -> list[Partial]:
     """Per table, the counts of several chunks added up (ids summed, bag figures summed and maxed)."""
     total = pl.col("n").cast(pl.Int64).sum()
-    plans = [pl.concat([p[i][0] for p in parts]).lazy().group_by(c).agg(total) for i, c in enumerate(tables)]
+    # counts are UInt32 per chunk and Int64 once added up: "vertical_relaxed" concatenates both as Int64
+    plans = [
+        pl.concat([p[i][0] for p in parts], how="vertical_relaxed").lazy().group_by(c).agg(total)
+        for i, c in enumerate(tables)
+    ]
     frames = pl.collect_all(plans, engine=ENGINE)
     out: list[Partial] = []
     for i, frame in enumerate(frames):
@@ -123,10 +129,12 @@ def count_text_chunked(
     sample: float | None,
     seed: int,
     chunk_bytes: int,
+    merge_bytes: int,
     counts_budget: int,
 ) -> FastCounts | None:
     """Count `tables` of wide text logs chunk by chunk; None when a chunk is not provably clean or the
-    counts outgrow `counts_budget` bytes (see the module docstring)."""
+    counts outgrow `counts_budget` bytes (see the module docstring). The per-chunk counts are added up
+    whenever they pass `merge_bytes`."""
     first_kw = csv_options(names, tables, delimiter, header, quote)
     rest_kw = csv_options(names, tables, delimiter, False, quote)
     parts: list[list[Partial]] = []
@@ -149,7 +157,7 @@ def count_text_chunked(
                     queries += df.height
                     parts.append(count_frame(df, tables, multi_sep))
                     del df
-                    if len(parts) > 1 and _size(parts) > counts_budget // 4:
+                    if len(parts) > 1 and _size(parts) > merge_bytes:
                         parts = [_add_up(parts, tables)]
                         if _size(parts) > counts_budget:
                             return None

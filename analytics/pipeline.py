@@ -325,7 +325,13 @@ def _count_fast(
         chunk = limit // fast_chunks.CHUNK_SHARE
         say(f"parsing {len(files)} file(s) ({reader.fmt}, in chunks of {chunk >> 20} MiB), {len(chosen)} table(s)")
         fast = fast_chunks.count_text_chunked(
-            files, reader.names, chosen, chunk_bytes=chunk, counts_budget=limit // fast_chunks.COUNTS_SHARE, **opts
+            files,
+            reader.names,
+            chosen,
+            chunk_bytes=chunk,
+            merge_bytes=limit // fast_chunks.MERGE_SHARE,
+            counts_budget=limit // fast_chunks.COUNTS_SHARE,
+            **opts,
         )
         parser = "polars-chunks"
     if fast is None:

@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analytics import analyze, fast_chunks, fast_text, pipeline
+from analytics.readers import CRITEO_COLUMNS
 from analytics.sources import classify
 from autotune.cli import app
 
@@ -228,7 +229,36 @@ def test_chunked_path_gives_up_when_the_counts_outgrow_the_budget(tmp_path, monk
     f.write_text(_text(rows))
     _chunked(monkeypatch)
     monkeypatch.setattr(fast_chunks, "COUNTS_SHARE", 2 * 10**9 // 2000)  # 2,000 bytes of counts at most
+    monkeypatch.setattr(fast_chunks, "MERGE_SHARE", 2 * 10**9 // 1000)  # added up past 1,000 bytes
     res = analyze([f], fmt="criteo", out=tmp_path / "p")
     assert res.profile.source["parser"] == "duckdb"
     ref = Counter(r[14] for r in rows if r[14])
     assert (res.profile.table("C1").accesses, res.profile.table("C1").distinct) == (sum(ref.values()), len(ref))
+
+
+@pytest.mark.parametrize("bags", [False, True])
+def test_chunked_counts_added_up_after_every_chunk_equal_the_in_memory_ones(tmp_path, bags):
+    if bags:
+        lines = ["user,items"] + [f"u{q % 13},{'|'.join(f'i{(q * k) % 17}' for k in range(q % 4))}" for q in range(300)]
+        names, tables, kw = ("user", "items"), ("user", "items"), {"delimiter": ",", "header": True, "quote": True}
+        f = tmp_path / "log.csv"
+        f.write_text("\n".join(lines) + "\n")
+    else:
+        f = tmp_path / "log.tsv"
+        f.write_text(_text(_criteo(300)))
+        names, tables = CRITEO_COLUMNS, CRITEO_COLUMNS[14:]
+        kw = {"delimiter": "\t", "header": False, "quote": False}
+    files = (classify(f),)
+    opts = {**kw, "multi_sep": "|" if bags else None, "sample": 0.5, "seed": 3}
+    whole = fast_text.count_text(files, names, tables, **opts)
+    chunked = fast_chunks.count_text_chunked(
+        files, names, tables, chunk_bytes=500, merge_bytes=1, counts_budget=10**9, **opts
+    )
+    assert whole is not None and chunked is not None
+    assert (chunked.rows_read, chunked.counts.queries) == (whole.rows_read, whole.counts.queries)
+    assert whole.rows_read == 300 and 100 < whole.counts.queries < 200
+    for a, b in zip(whole.counts.tables, chunked.counts.tables, strict=True):
+        assert (a.name, a.queries, a.pooling_max) == (b.name, b.queries, b.pooling_max)
+        assert dict(zip(a.ids.to_pylist(), a.counts.tolist(), strict=True)) == dict(
+            zip(b.ids.to_pylist(), b.counts.tolist(), strict=True)
+        )

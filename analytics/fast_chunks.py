@@ -2,12 +2,13 @@
 
 Why: a log whose text exceeds `fast_text`'s memory gate used to go to DuckDB, which keeps memory bounded
 (it spills) but parses about twice as slowly as Polars. Here each file is read in chunks of about
-`chunk_bytes` cut at line ends (gzip decompressed as a stream); each chunk is proven clean exactly as in
+`chunk_bytes` cut at line ends (gzip decompressed as a stream; the next chunk is read by a second thread
+while the current one is parsed); each chunk is proven clean exactly as in
 `fast_text` (numpy counts its separators in a second thread while Polars parses it from memory; the
 EXTRA column catches long lines), then counted per column; the per-chunk counts are added up (concat,
-`group_by().sum()`) whenever they pass `merge_bytes`, and at the end. Measured on an
-8,000,000-row Criteo TSV (2 GiB, benchmarks/README.md): about 1.6x faster than the DuckDB path, at about
-half its peak memory.
+`group_by().sum()`) whenever they pass `merge_bytes`, and at the end. Measured on an 8,000,000-row
+Criteo TSV (2 GiB, benchmarks/README.md, a shared 2-core machine): 1.2-1.8x faster than the DuckDB path,
+with half its CPU time and two thirds of its peak memory.
 
 Memory: about three chunks (the text, its parsed columns) plus the counts, i.e. the distinct ids seen so
 far. Polars does not spill, so when the added-up counts alone pass `counts_budget` the path gives up
@@ -149,11 +150,11 @@ def count_text_chunked(
                     del piece
                     if not proven_clean(df, counting.result(), len(names), has_header):
                         return None
-                    df = df.select(tables)
+                    df, read = df.select(tables), df.height
                     if sample is not None:
-                        positions = np.arange(rows_read, rows_read + df.height, dtype=np.int64)
+                        positions = np.arange(rows_read, rows_read + read, dtype=np.int64)
                         df = df.filter(pl.Series(keep_mask(positions, sample, seed)))
-                    rows_read += len(positions) if sample is not None else df.height
+                    rows_read += read
                     queries += df.height
                     parts.append(count_frame(df, tables, multi_sep))
                     del df

@@ -8,8 +8,9 @@ the reference for everything the fast path does not cover; `analytics.pipeline` 
 When the fast path applies:
 - Memory: the whole text is held in memory while parsing, so it runs only when MEMORY_FACTOR x the text
   size (uncompressed; for gzip the size in the trailer, at least GZIP_RATIO x the compressed size) fits
-  `--memory-limit`. Larger logs go to DuckDB, which spills to its scratch directory: memory stays bounded
-  whatever the log size.
+  `--memory-limit`. Larger logs are parsed chunk by chunk (`analytics.fast_chunks`, the same proof of
+  cleanliness per chunk), or by DuckDB, which spills to its scratch directory, when their counts outgrow
+  the limit: memory stays bounded whatever the log size.
 - Clean logs only. Polars raises on undecodable bytes, but with a column projection (only the table
   columns are parsed, a third faster than all of them) it drops the extra fields of a long line and pads
   a short line with nulls, silently (and reads a blank line as a row of nulls). So one more column

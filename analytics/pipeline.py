@@ -9,10 +9,13 @@ Which parser (recorded as `source.parser` in the profile):
 - `polars` (`fast_text`): wide text logs (Criteo, CSV, TSV) whose text fits in memory (3x the text size
   within `memory_limit`) and that are provably clean (no malformed line, no quoted CSV): parsed in memory,
   about twice as fast as DuckDB's reader.
-- `duckdb` (`readers`, `counting`): everything else, and the fallback whenever the fast path declines:
-  larger logs (bounded memory: `memory_limit`, spilling to a scratch directory next to the output),
-  logs with malformed lines (skipped, counted, located; `strict` stops at the first), long-form logs,
-  Parquet (read in place; list columns are multi-hot bags).
+- `polars-chunks` (`fast_chunks`): the same logs when their text does not fit: read and counted chunk by
+  chunk (memory_limit / 8), as long as the counts themselves take less than half of `memory_limit`.
+- `duckdb` (`readers`, `counting`): everything else, and the fallback whenever a Polars path declines:
+  logs whose counts outgrow memory (bounded memory: `memory_limit`, spilling to a scratch directory next
+  to the output), logs with malformed lines (skipped, counted, located; `strict` stops at the first),
+  long-form logs, Parquet (read in place; list columns are multi-hot bags). DuckDB is imported and
+  started only when this path (or a reader's column sniffing) needs it.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from analytics.fast_text import (
     ENGINE,
     FastCounts,
     Partial,
+    TextLogs,
     count_frame,
     csv_options,
     proven_clean,
@@ -118,45 +119,33 @@ def _size(parts: list[list[Partial]]) -> int:
     return sum(frame.estimated_size() for p in parts for frame, _ in p)
 
 
-def count_text_chunked(
-    files: tuple[LogFile, ...],
-    names: tuple[str, ...],
-    tables: tuple[str, ...],
-    *,
-    delimiter: str,
-    header: bool,
-    quote: bool,
-    multi_sep: str | None,
-    sample: float | None,
-    seed: int,
-    chunk_bytes: int,
-    merge_bytes: int,
-    counts_budget: int,
-) -> FastCounts | None:
-    """Count `tables` of wide text logs chunk by chunk; None when a chunk is not provably clean or the
+def count_text_chunked(logs: TextLogs, *, chunk_bytes: int, merge_bytes: int, counts_budget: int) -> FastCounts | None:
+    """Count the tables of wide text logs chunk by chunk; None when a chunk is not provably clean or the
     counts outgrow `counts_budget` bytes (see the module docstring). The per-chunk counts are added up
     whenever they pass `merge_bytes`."""
-    first_kw = csv_options(names, tables, delimiter, header, quote)
-    rest_kw = csv_options(names, tables, delimiter, False, quote)
+    tables = logs.tables
+    first_kw = csv_options(logs.names, tables, logs.delimiter, logs.header, logs.quote)
+    rest_kw = csv_options(logs.names, tables, logs.delimiter, False, logs.quote)
     parts: list[list[Partial]] = []
     rows_read = queries = 0
     try:
         with ThreadPoolExecutor(1, thread_name_prefix="separators") as pool:
-            for f in files:
+            for f in logs.files:
                 for i, piece in enumerate(prefetched(chunks(f, chunk_bytes))):
-                    has_header = header and i == 0
-                    counting = pool.submit(separators, np.frombuffer(piece, dtype=np.uint8), ord(delimiter), quote)
+                    has_header = logs.header and i == 0
+                    text = np.frombuffer(piece, dtype=np.uint8)
+                    counting = pool.submit(separators, text, ord(logs.delimiter), logs.quote)
                     df = pl.read_csv(piece, **(first_kw if has_header else rest_kw))
-                    del piece
-                    if not proven_clean(df, counting.result(), len(names), has_header):
+                    del piece, text
+                    if not proven_clean(df, counting.result(), len(logs.names), has_header):
                         return None
                     df, read = df.select(tables), df.height
-                    if sample is not None:
+                    if logs.sample is not None:
                         positions = np.arange(rows_read, rows_read + read, dtype=np.int64)
-                        df = df.filter(pl.Series(keep_mask(positions, sample, seed)))
+                        df = df.filter(pl.Series(keep_mask(positions, logs.sample, logs.seed)))
                     rows_read += read
                     queries += df.height
-                    parts.append(count_frame(df, tables, multi_sep))
+                    parts.append(count_frame(df, tables, logs.multi_sep))
                     del df
                     if len(parts) > 1 and _size(parts) > merge_bytes:
                         parts = [_add_up(parts, tables)]

@@ -76,6 +76,21 @@ _UNITS = {
 
 
 @dataclass(frozen=True)
+class TextLogs:
+    """Wide text logs to count: the files, their layout, the table columns and the counting options."""
+
+    files: tuple[LogFile, ...]
+    names: tuple[str, ...]  # every column of a line, in order
+    tables: tuple[str, ...]  # the columns to count
+    delimiter: str
+    header: bool  # each file starts with a header line
+    quote: bool  # CSV quoting may occur (a quote makes the text unprovable: DuckDB then reads it)
+    multi_sep: str | None = None  # cells are bags of ids split by this
+    sample: float | None = None  # keep this fraction of rows (keep_mask of the row's position)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class FastCounts:
     """What the fast path produced: the per-table counts and the log rows parsed (none skipped)."""
 
@@ -231,26 +246,15 @@ def table_counts(name: str, frame: pl.DataFrame, bag: tuple[int, int] | None) ->
     return TableCounts(name, frame[name].to_arrow(), counts, *bag)
 
 
-def count_text(
-    files: tuple[LogFile, ...],
-    names: tuple[str, ...],
-    tables: tuple[str, ...],
-    *,
-    delimiter: str,
-    header: bool,
-    quote: bool,
-    multi_sep: str | None,
-    sample: float | None,
-    seed: int,
-) -> FastCounts | None:
-    """Count `tables` of wide text logs with Polars; None when some file is not provably clean (see above).
+def count_text(logs: TextLogs) -> FastCounts | None:
+    """Count the tables of wide text logs with Polars; None when some file is not provably clean (see above).
 
     Sampling keeps the rows whose position in the log (0-based, files in order) passes `keep_mask`, the
     same rows the DuckDB path keeps.
     """
     frames = []
-    for f in files:
-        df = _read_one(f, names, tables, delimiter, header, quote)
+    for f in logs.files:
+        df = _read_one(f, logs.names, logs.tables, logs.delimiter, logs.header, logs.quote)
         if df is None:
             return None
         frames.append(df)
@@ -258,7 +262,8 @@ def count_text(
     rows_read = df.height
     if rows_read == 0:
         return None  # let the DuckDB path word the "no data rows" error
-    if sample is not None:
-        df = df.filter(pl.Series(keep_mask(np.arange(rows_read, dtype=np.int64), sample, seed)))
-    tcs = [table_counts(c, f, bag) for c, (f, bag) in zip(tables, count_frame(df, tables, multi_sep), strict=True)]
+    if logs.sample is not None:
+        df = df.filter(pl.Series(keep_mask(np.arange(rows_read, dtype=np.int64), logs.sample, logs.seed)))
+    counted = count_frame(df, logs.tables, logs.multi_sep)
+    tcs = [table_counts(c, f, bag) for c, (f, bag) in zip(logs.tables, counted, strict=True)]
     return FastCounts(LogCounts(df.height, tuple(tcs)), rows_read)

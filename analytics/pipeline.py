@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import autotune
-from analytics import counting, fast_text, readers, sources
+from analytics import counting, fast_chunks, fast_text, readers, sources
 from analytics.build import TableSettings, default_row_map, table_profile
 from analytics.modelspec import ModelSpec, load_model_spec
 from analytics.profile_io import PROFILE_FILE, CountsWriter, write_profile
@@ -311,30 +311,20 @@ def _count_fast(
     limit = fast_text.memory_bytes(memory_limit)
     if not isinstance(reader, readers.TextWide) or chosen is None or limit is None:
         return None
-    opts = {
-        "delimiter": reader.delimiter,
-        "header": reader.header,
-        "quote": reader.fmt == "csv",
-        "multi_sep": multi_sep,
-        "sample": sample,
-        "seed": seed,
-    }
+    logs = fast_text.TextLogs(
+        files, reader.names, chosen, reader.delimiter, reader.header, reader.fmt == "csv", multi_sep, sample, seed
+    )
     if fast_text.fits(files, memory_limit):
         say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
-        fast, parser = fast_text.count_text(files, reader.names, chosen, **opts), "polars"
+        fast, parser = fast_text.count_text(logs), "polars"
     else:
-        from analytics import fast_chunks
-
         chunk = limit // fast_chunks.CHUNK_SHARE
         say(f"parsing {len(files)} file(s) ({reader.fmt}, in chunks of {chunk >> 20} MiB), {len(chosen)} table(s)")
         fast = fast_chunks.count_text_chunked(
-            files,
-            reader.names,
-            chosen,
+            logs,
             chunk_bytes=chunk,
             merge_bytes=limit // fast_chunks.MERGE_SHARE,
             counts_budget=limit // fast_chunks.COUNTS_SHARE,
-            **opts,
         )
         parser = "polars-chunks"
     if fast is None:

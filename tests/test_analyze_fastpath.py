@@ -248,12 +248,9 @@ def test_chunked_counts_added_up_after_every_chunk_equal_the_in_memory_ones(tmp_
         f.write_text(_text(_criteo(300)))
         names, tables = CRITEO_COLUMNS, CRITEO_COLUMNS[14:]
         kw = {"delimiter": "\t", "header": False, "quote": False}
-    files = (classify(f),)
-    opts = {**kw, "multi_sep": "|" if bags else None, "sample": 0.5, "seed": 3}
-    whole = fast_text.count_text(files, names, tables, **opts)
-    chunked = fast_chunks.count_text_chunked(
-        files, names, tables, chunk_bytes=500, merge_bytes=1, counts_budget=10**9, **opts
-    )
+    logs = fast_text.TextLogs((classify(f),), names, tables, **kw, multi_sep="|" if bags else None, sample=0.5, seed=3)
+    whole = fast_text.count_text(logs)
+    chunked = fast_chunks.count_text_chunked(logs, chunk_bytes=500, merge_bytes=1, counts_budget=10**9)
     assert whole is not None and chunked is not None
     assert (chunked.rows_read, chunked.counts.queries) == (whole.rows_read, whole.counts.queries)
     assert whole.rows_read == 300 and 100 < whole.counts.queries < 200

@@ -1,5 +1,6 @@
-"""numpy -> Arrow without pandas: `pa.array(ndarray)` imports pandas (pyarrow checks for categoricals),
-which costs 0.2-0.5 s of start-up in every `autotune analyze`; wrapping the buffer directly does not.
+"""numpy <-> Arrow without pandas: `pa.array(ndarray)` and `Array.to_numpy()` import pandas (pyarrow checks
+for its types), which costs 0.15-0.5 s of start-up in every `autotune analyze`; wrapping the buffers
+directly does not.
 """
 
 from __future__ import annotations
@@ -14,12 +15,25 @@ def int64_array(values: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.int64(), len(a), [None, pa.py_buffer(a)])
 
 
-def repeat_string(value: str, n: int) -> pa.Array:
-    """An Arrow string array of `n` copies of `value` (the table-name column of counts.parquet)."""
+#: numpy dtypes of the Arrow integer types `int_numpy` views.
+_INT_TYPES = {pa.int32(): np.int32, pa.int64(): np.int64, pa.uint32(): np.uint32, pa.uint64(): np.uint64}
+
+
+def int_numpy(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A read-only numpy view of an Arrow integer array without nulls (what `values.to_numpy()` gives)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if values.null_count:
+        raise ValueError("int_numpy needs an array without nulls")
+    dtype = np.dtype(_INT_TYPES[values.type])
+    return np.frombuffer(values.buffers()[1], dtype=dtype, count=len(values), offset=values.offset * dtype.itemsize)
+
+
+def repeat_dictionary(value: str, n: int) -> pa.DictionaryArray:
+    """`n` copies of `value` as a dictionary array (one entry, all-zero int32 indices): the table-name column
+    of counts.parquet, which Parquet then writes without hashing every row's name."""
+    indices = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, dtype=np.int32))])
     raw = value.encode()
-    large = n * len(raw) >= 2**31
-    offsets = np.arange(n + 1, dtype=np.int64 if large else np.int32) * len(raw)
-    arr = pa.Array.from_buffers(
-        pa.large_string() if large else pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(raw * n)]
-    )
-    return arr.cast(pa.string()) if large else arr
+    offsets = pa.py_buffer(np.array([0, len(raw)], dtype=np.int32))
+    dictionary = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(raw)])
+    return pa.DictionaryArray.from_arrays(indices, dictionary)

@@ -66,7 +66,8 @@ def table_profile(
 
     `mapped` is `map_rows(ids, settings.row_map, settings.rows, name)` when the caller already has it."""
     rows, n_rows = mapped if mapped is not None else map_rows(ids, settings.row_map, settings.rows, name)
-    cs = stats.count_stats(counts)
+    hist = stats.count_histogram(counts)
+    cs = stats.count_stats(counts, hist)
     scale = 1.0 / sample_fraction if sample_fraction else 1.0
 
     def up(x: int) -> int:
@@ -87,7 +88,7 @@ def table_profile(
             "top_share": stats.binomial_stderr(cs.top_share, cs.accesses),
             "coverage": {k: stats.binomial_stderr(v, cs.accesses) for k, v in cs.coverage.items()},
         }
-    hot = stats.hot_ids(ids, counts, top_k)
+    hot = stats.hot_ids(ids, counts, top_k, hist)
     profile = TableProfile(
         name=name,
         rows=n_rows,

@@ -14,8 +14,8 @@ text logs that fit in memory with Polars, with the same rules.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +23,9 @@ import pyarrow.compute as pc
 from analytics.readers import Loaded
 from analytics.sql import ident, lit
 from autotune.errors import UserError
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,13 @@ Which parser (recorded as `source.parser` in the profile):
 - `polars` (`fast_text`): wide text logs (Criteo, CSV, TSV) whose text fits in memory (3x the text size
   within `memory_limit`) and that are provably clean (no malformed line, no quoted CSV): parsed in memory,
   about twice as fast as DuckDB's reader.
-- `duckdb` (`readers`, `counting`): everything else, and the fallback whenever the fast path declines:
-  larger logs (bounded memory: `memory_limit`, spilling to a scratch directory next to the output),
-  logs with malformed lines (skipped, counted, located; `strict` stops at the first), long-form logs,
-  Parquet (read in place; list columns are multi-hot bags).
+- `polars-chunks` (`fast_chunks`): the same logs when their text does not fit: read and counted chunk by
+  chunk (memory_limit / 8), as long as the counts themselves take less than half of `memory_limit`.
+- `duckdb` (`readers`, `counting`): everything else, and the fallback whenever a Polars path declines:
+  logs whose counts outgrow memory (bounded memory: `memory_limit`, spilling to a scratch directory next
+  to the output), logs with malformed lines (skipped, counted, located; `strict` stops at the first),
+  long-form logs, Parquet (read in place; list columns are multi-hot bags). DuckDB is imported and
+  started only when this path (or a reader's column sniffing) needs it.
 """
 
 from __future__ import annotations
@@ -25,14 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import autotune
-from analytics import counting, fast_text, readers, sources
+from analytics import counting, fast_chunks, fast_text, readers, sources
 from analytics.build import TableSettings, default_row_map, table_profile
 from analytics.modelspec import ModelSpec, load_model_spec
-from analytics.profile_io import TableArrays, write_profile
+from analytics.profile_io import PROFILE_FILE, CountsWriter, write_profile
 from analytics.rowmap import ROW_MAPS, map_rows
 from analytics.sql import connect
 from autotune.errors import UserError
-from autotune.workload import DTYPE_BYTES, WorkloadProfile, load_profile
+from autotune.workload import DTYPE_BYTES, WorkloadProfile
 
 DEFAULT_OUT_ROOT = Path("runs") / "profiles"
 JSON_COVERAGE_KEYS = ("0.01", "0.1", "1", "10", "50")
@@ -117,8 +120,31 @@ def _resolve_format(fmt: str, files: tuple[sources.LogFile, ...]) -> tuple[str, 
     return sniffed.format, sniffed
 
 
+class _DuckDB:
+    """The DuckDB connection of one `analyze` call, opened on first use: the Polars fast path needs none,
+    and importing and starting DuckDB costs about 0.1 s of every run."""
+
+    def __init__(self, scratch: Path, memory_limit: str, threads: int | None) -> None:
+        self._settings = (str(scratch), memory_limit, threads)
+        self._con: Any = None
+
+    def connect(self) -> Any:
+        if self._con is None:
+            self._con = connect(*self._settings)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
 def _pick_tables(
-    reader: readers.LogReader, con: Any, requested: Sequence[str] | None, model: ModelSpec | None, where: str
+    reader: readers.LogReader,
+    db: readers.Connect,
+    requested: Sequence[str] | None,
+    model: ModelSpec | None,
+    where: str,
 ) -> tuple[str, ...]:
     cols = reader.columns()
     if requested:
@@ -130,7 +156,7 @@ def _pick_tables(
         in_model = tuple(c for c in cols if c in model.tables)
         if in_model:
             return in_model
-    picked = reader.default_tables(con)
+    picked = reader.default_tables(db)
     if not picked:
         raise UserError(
             f"{where}: every column looks numeric, so none is a table by default; "
@@ -191,33 +217,33 @@ def analyze(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.scratch.", dir=out_dir.parent))
     try:
-        con = connect(str(scratch), memory_limit, threads)
+        db = _DuckDB(scratch, memory_limit, threads)
         try:
-            chosen = None if reader.layout == "long" else _pick_tables(reader, con, tables, spec, where)
+            chosen = None if reader.layout == "long" else _pick_tables(reader, db.connect, tables, spec, where)
             counted = _count_fast(reader, files, chosen, multi_sep, sample, seed, memory_limit, say)
             if counted is not None:
                 lc, loaded, parser = counted
             else:
-                lc, loaded = _count_duckdb(con, reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say)
+                lc, loaded = _count_duckdb(
+                    db.connect(), reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say
+                )
                 parser = "duckdb"
         finally:
-            con.close()
+            db.close()
         if lc.queries == 0 and sample is not None:
             raise UserError(f"--sample {sample} kept no query of {loaded.rows_read} rows; use a larger fraction")
         if lc.queries == 0:
             raise UserError(f"{where}: the log holds no queries")
-        say("computing statistics")
         settings = [_table_settings(tc.name, spec, dim, dtype, row_map) for tc in lc.tables]
-        # rows first (a bad row map fails here, before anything is written), then counts.parquet is
-        # written in the background while the statistics run
-        mapped = [map_rows(tc.ids, st.row_map, st.rows, tc.name) for tc, st in zip(lc.tables, settings, strict=True)]
-        arrays: list[TableArrays] = [
-            (tc.name, tc.ids, rows, tc.counts) for tc, (rows, _) in zip(lc.tables, mapped, strict=True)
-        ]
 
-        def build() -> WorkloadProfile:
-            profiles = [
-                table_profile(
+        def build(counts: CountsWriter) -> WorkloadProfile:
+            # table by table: rows, then counts.parquet gets the table (written in the background) while
+            # its statistics are computed
+            profiles = []
+            for tc, st in zip(lc.tables, settings, strict=True):
+                mapped = map_rows(tc.ids, st.row_map, st.rows, tc.name)
+                counts.add(tc.name, tc.ids, mapped[0], tc.counts)
+                prof, _ = table_profile(
                     tc.name,
                     tc.ids,
                     tc.counts,
@@ -227,10 +253,9 @@ def analyze(
                     pooling_max=tc.pooling_max,
                     top_k=top_k,
                     sample_fraction=sample,
-                    mapped=m,
-                )[0]
-                for tc, st, m in zip(lc.tables, settings, mapped, strict=True)
-            ]
+                    mapped=mapped,
+                )
+                profiles.append(prof)
             return WorkloadProfile(
                 name=name,
                 queries=round(lc.queries / sample) if sample else lc.queries,
@@ -252,8 +277,10 @@ def analyze(
 
         written: list[Path] = []
         say(f"computing statistics, writing {out_dir}")
-        write_profile(out_dir, build, arrays, _plotter(written, out_dir) if plots else None)
-        return AnalyzeResult(load_profile(out_dir), out_dir, loaded.skipped, tuple(written))
+        prof = write_profile(out_dir, build, extras=_plotter(written, out_dir) if plots else None)
+        # what load_profile(out_dir) gives, without reading back and parsing the JSON just written
+        loaded_back = WorkloadProfile.from_dict(prof.to_dict(), where=str(out_dir / PROFILE_FILE), path=out_dir)
+        return AnalyzeResult(loaded_back, out_dir, loaded.skipped, tuple(written))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -279,25 +306,31 @@ def _count_fast(
     memory_limit: str,
     say: Callable[[str], None],
 ) -> tuple[counting.LogCounts, readers.Loaded, str] | None:
-    """Wide text logs that fit in memory: Polars' fast path (`analytics.fast_text`); None = use DuckDB."""
-    if not isinstance(reader, readers.TextWide) or chosen is None or not fast_text.fits(files, memory_limit):
+    """Clean wide text logs: Polars, in memory when the text fits (`analytics.fast_text`), else chunk by
+    chunk (`analytics.fast_chunks`); None = use DuckDB."""
+    limit = fast_text.memory_bytes(memory_limit)
+    if not isinstance(reader, readers.TextWide) or chosen is None or limit is None:
         return None
-    say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
-    fast = fast_text.count_text(
-        files,
-        reader.names,
-        chosen,
-        delimiter=reader.delimiter,
-        header=reader.header,
-        quote=reader.fmt == "csv",
-        multi_sep=multi_sep,
-        sample=sample,
-        seed=seed,
+    logs = fast_text.TextLogs(
+        files, reader.names, chosen, reader.delimiter, reader.header, reader.fmt == "csv", multi_sep, sample, seed
     )
+    if fast_text.fits(files, memory_limit):
+        say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
+        fast, parser = fast_text.count_text(logs), "polars"
+    else:
+        chunk = limit // fast_chunks.CHUNK_SHARE
+        say(f"parsing {len(files)} file(s) ({reader.fmt}, in chunks of {chunk >> 20} MiB), {len(chosen)} table(s)")
+        fast = fast_chunks.count_text_chunked(
+            logs,
+            chunk_bytes=chunk,
+            merge_bytes=limit // fast_chunks.MERGE_SHARE,
+            counts_budget=limit // fast_chunks.COUNTS_SHARE,
+        )
+        parser = "polars-chunks"
     if fast is None:
         return None
     loaded = readers.Loaded("", "wide", frozenset(chosen), fast.rows_read, 0, ())
-    return fast.counts, loaded, "polars"
+    return fast.counts, loaded, parser
 
 
 def _count_duckdb(
@@ -337,4 +370,4 @@ def _plotter(written: list[Path], final: Path) -> Callable[[Path, WorkloadProfil
     return make
 
 
-__all__ = ["AnalyzeResult", "TableArrays", "analyze"]
+__all__ = ["AnalyzeResult", "analyze"]

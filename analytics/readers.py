@@ -13,9 +13,10 @@ skipped, counted and located by file and line number; `strict` turns the first o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -24,6 +25,12 @@ from analytics.rowmap import fnv1a64
 from analytics.sources import CRITEO_FIELDS, LONG_COLUMNS, LogFile, Sniffed, first_line, split_fields
 from analytics.sql import ident, keep_mask, kept_positions, lit
 from autotune.errors import UserError
+
+if TYPE_CHECKING:  # imported where a query runs: the Polars fast path reads text without DuckDB
+    import duckdb
+
+#: Opens (or returns) the DuckDB connection; readers call it only when they need DuckDB.
+Connect = Callable[[], "duckdb.DuckDBPyConnection"]
 
 #: Criteo's layout: label, 13 integer features, 26 categorical features (the tables).
 CRITEO_COLUMNS: tuple[str, ...] = ("label", *(f"I{i}" for i in range(1, 14)), *(f"C{i}" for i in range(1, 27)))
@@ -68,14 +75,15 @@ def reader_for(fmt: str, files: tuple[LogFile, ...], sniffed: Sniffed | None, op
 
 
 class LogReader:
-    """The interface: columns, default table columns, and `load` into DuckDB."""
+    """The interface: columns, default table columns (`connect` opens DuckDB if they need a query), and
+    `load` into DuckDB."""
 
     layout = "wide"
 
     def columns(self) -> tuple[str, ...]:
         raise NotImplementedError
 
-    def default_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def default_tables(self, connect: Connect) -> tuple[str, ...]:
         raise NotImplementedError
 
     def load(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, ...]) -> Loaded:
@@ -107,6 +115,8 @@ def _load_text(
     strict: bool,
 ) -> tuple[int, int, tuple[str, ...]]:
     """Parse every file into the temporary table `log` (columns `keep`); return read, skipped, where."""
+    import duckdb
+
     con.execute(f"CREATE OR REPLACE TEMP TABLE log ({', '.join(f'{ident(c)} VARCHAR' for c in keep)})")
     select = ", ".join(ident(c) for c in keep)
     for f in files:
@@ -177,13 +187,14 @@ class TextWide(LogReader):
     def columns(self) -> tuple[str, ...]:
         return self.names
 
-    def default_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def default_tables(self, connect: Connect) -> tuple[str, ...]:
         if self.fmt == "criteo":
             return CRITEO_TABLES
         src = _read_csv_sql(self.files[0], self.names, self.delimiter, self.header, self.fmt == "csv")
         checks = ", ".join(
             f"count({ident(c)}) > 0 AND count({ident(c)}) = count(TRY_CAST({ident(c)} AS DOUBLE))" for c in self.names
         )
+        con = connect()
         numeric = con.execute(f"SELECT {checks} FROM (SELECT * FROM {src} LIMIT {SNIFF_ROWS})").fetchall()[0]
         con.execute("DROP TABLE IF EXISTS rejects_err; DROP TABLE IF EXISTS rejects_scan")
         return tuple(c for c, num in zip(self.names, numeric, strict=True) if not num)
@@ -256,12 +267,14 @@ class ParquetWide(LogReader):
     def columns(self) -> tuple[str, ...]:
         return self.names
 
-    def default_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def default_tables(self, connect: Connect) -> tuple[str, ...]:
         """Non-numeric columns, and list columns of integers or strings (multi-hot bags of ids)."""
         s = self.schemas[0]
         return tuple(n for n in self.names if _is_list_of_ids(s.field(n).type) or not _is_numeric(s.field(n).type))
 
     def load(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, ...]) -> Loaded:
+        import duckdb
+
         for f, s in zip(self.files, self.schemas, strict=True):
             lacking = [c for c in keep if c not in s.names]
             if lacking:
@@ -331,10 +344,12 @@ class LongLog(LogReader):
     def columns(self) -> tuple[str, ...]:
         return self.names
 
-    def default_tables(self, con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    def default_tables(self, connect: Connect) -> tuple[str, ...]:
         return ()  # the tables are values of the `table` column, known after loading
 
     def load(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, ...]) -> Loaded:
+        import duckdb
+
         cols = list(LONG_COLUMNS)
         if self.parquet:
             sel = (

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from analytics.arrays import int_numpy
 from autotune.errors import UserError
 
 ROW_MAPS: tuple[str, ...] = ("hash", "identity", "dense")
@@ -59,7 +60,7 @@ def integer_ids(ids: pa.Array) -> np.ndarray | None:
     ids are tried alone first)."""
     try:
         pc.cast(ids.slice(0, 256), pa.int64())
-        return pc.cast(ids, pa.int64()).to_numpy(zero_copy_only=False)
+        return int_numpy(pc.cast(ids, pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
 
@@ -93,7 +94,7 @@ def map_rows(ids: pa.Array, mode: str, rows: int | None, table: str) -> tuple[np
                 "use --row-map hash"
             )
         as_int = integer_ids(ids)
-        key = as_int if as_int is not None else np.asarray(pc.sort_indices(ids))
+        key = as_int if as_int is not None else int_numpy(pc.sort_indices(ids))
         order = np.argsort(key, kind="stable") if as_int is not None else key
         row = np.empty(n, dtype=np.int64)
         row[order] = np.arange(n, dtype=np.int64)

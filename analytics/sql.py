@@ -9,8 +9,14 @@ machine and library version, and tests recompute it in plain Python (`splitmix64
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+from autotune.errors import UserError
+
+if TYPE_CHECKING:  # DuckDB is imported where a connection is opened: the Polars fast path never needs it
+    import duckdb
 
 M64 = 1 << 64
 GOLDEN_GAMMA = 0x9E3779B97F4A7C15
@@ -62,9 +68,17 @@ def kept_positions(n: int, fraction: float, seed: int, chunk: int = 1 << 24) -> 
 
 def connect(temp_dir: str, memory_limit: str, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with bounded memory that spills to `temp_dir`, and no progress bar on stdout."""
+    import duckdb
+
     con = duckdb.connect()
     con.execute("SET enable_progress_bar=false")
-    con.execute(f"SET memory_limit={lit(memory_limit)}")
+    try:
+        con.execute(f"SET memory_limit={lit(memory_limit)}")
+    except duckdb.Error as exc:
+        con.close()
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        hint = "use e.g. 2GB or 500MiB"
+        raise UserError(f"--memory-limit {memory_limit!r}: not a size DuckDB accepts ({msg}); {hint}") from None
     con.execute(f"SET temp_directory={lit(temp_dir)}")
     if threads:
         con.execute(f"SET threads={int(threads)}")

@@ -66,9 +66,34 @@ class CountHistogram:
     values: np.ndarray  # int64, ascending, distinct
     mult: np.ndarray  # int64, > 0
 
+    @property
+    def distinct(self) -> int:
+        return int(self.mult.sum())
+
     def desc(self) -> np.ndarray:
         """Every id's count, hottest first."""
         return np.repeat(self.values[::-1], self.mult[::-1])
+
+    def top_mass(self, h: np.ndarray) -> np.ndarray:
+        """Look-ups of the h hottest ids, for each h in `h` (0 <= h <= distinct), exact (int64): the cumulative
+        sum of `desc()` at h, without building it (one step per distinct count value, not per id)."""
+        h = np.asarray(h, dtype=np.int64)
+        if len(self.values) == 0:
+            return np.zeros(h.shape, dtype=np.int64)
+        vals, mult = self.values[::-1], self.mult[::-1]
+        ends = np.concatenate([[0], np.cumsum(mult)])  # ids before each group, hottest group first
+        mass = np.concatenate([[0], np.cumsum(vals * mult)])  # look-ups before each group
+        g = np.minimum(np.searchsorted(ends, h, side="left") - 1, len(vals) - 1).clip(0)  # group of the h-th id
+        return mass[g] + (h - ends[g]) * vals[g]
+
+    def at_rank(self, r: np.ndarray) -> np.ndarray:
+        """The count of the r-th hottest id (1-based), for each r in `r` (1 <= r <= distinct): `desc()[r - 1]`."""
+        ends = np.cumsum(self.mult[::-1])
+        return self.values[::-1][np.searchsorted(ends, np.asarray(r, dtype=np.int64), side="left")]
+
+    def kth_largest(self, k: int) -> int:
+        """The k-th largest count (1 <= k <= distinct)."""
+        return int(self.at_rank(np.array([k]))[0])
 
 
 def count_histogram(counts: np.ndarray) -> CountHistogram:
@@ -101,12 +126,16 @@ def hottest_count(distinct: int, percent: str) -> int:
 
 def coverage(desc: np.ndarray, percents: tuple[str, ...] = COVERAGE_PERCENTS) -> dict[str, float]:
     """Share of accesses served by the hottest ceil(p% x distinct) ids, for each percent p."""
-    total = int(desc.sum())
-    cum = np.cumsum(desc)
+    return _coverage(count_histogram(desc), percents)
+
+
+def _coverage(hist: CountHistogram, percents: tuple[str, ...] = COVERAGE_PERCENTS) -> dict[str, float]:
+    distinct = hist.distinct
+    total = int(hist.top_mass(np.array([distinct]))[0])
     out = {}
     for p in percents:
-        k = min(hottest_count(len(desc), p), len(desc))
-        out[p] = float(cum[k - 1] / total) if k > 0 and total > 0 else 0.0
+        k = min(hottest_count(distinct, p), distinct)
+        out[p] = float(hist.top_mass(np.array([k]))[0] / total) if k > 0 and total > 0 else 0.0
     return out
 
 
@@ -122,10 +151,14 @@ def rank_grid(distinct: int, per_octave: int = RANK_POINTS_PER_OCTAVE) -> np.nda
 
 def rank_curve(desc: np.ndarray) -> tuple[tuple[int, float], ...]:
     """(H, share of accesses of the H hottest ids) on the log grid, from (0, 0) to exactly (distinct, 1)."""
-    total = int(desc.sum())
-    grid = rank_grid(len(desc))
-    cum = np.concatenate([[0], np.cumsum(desc)])
-    shares = cum[grid] / total if total > 0 else np.zeros(len(grid))
+    return _rank_curve(count_histogram(desc))
+
+
+def _rank_curve(hist: CountHistogram) -> tuple[tuple[int, float], ...]:
+    grid = rank_grid(hist.distinct)
+    cum = hist.top_mass(grid)
+    total = int(cum[-1])
+    shares = cum / total if total > 0 else np.zeros(len(grid))
     pts = [(int(h), float(s)) for h, s in zip(grid, shares, strict=True)]
     if len(pts) == 1:  # no ids at all: a flat curve the loader accepts (two points, increasing x)
         pts.append((1, 0.0))
@@ -208,52 +241,59 @@ def zipf_alpha(desc: np.ndarray) -> float:
     With fewer than ZIPF_MIN_POINTS such ranks, every grid rank is used; with fewer than two, 0. The result
     is clipped at 0 (a flat or rising curve is "no skew").
     """
-    d = len(desc)
+    return _zipf_alpha(count_histogram(desc))
+
+
+def _zipf_alpha(hist: CountHistogram) -> float:
+    d = hist.distinct
     if d < 2:
         return 0.0
     grid = rank_grid(d)[1:]  # ranks >= 1
     limit = max(ZIPF_MIN_POINTS, int(ZIPF_HEAD_SHARE * d))
-    head = grid[(grid <= limit) & (desc[np.minimum(grid, d) - 1] >= ZIPF_MIN_COUNT)]
+    counts = hist.at_rank(np.minimum(grid, d))
+    head = grid[(grid <= limit) & (counts >= ZIPF_MIN_COUNT)]
     if len(head) < ZIPF_MIN_POINTS:
         head = grid
     if len(head) < 2:
         return 0.0
     x = np.log(head.astype(float))
-    y = np.log(desc[head - 1].astype(float))
+    y = np.log(hist.at_rank(head).astype(float))
     slope = np.polyfit(x, y, 1)[0]
     return float(max(0.0, -slope))
 
 
-def count_stats(counts: np.ndarray) -> CountStats:
-    """Every frequency figure of a table from its per-id counts (any order), from one count histogram."""
-    hist = count_histogram(counts)
-    desc = hist.desc()
-    total = int(desc.sum())
+def count_stats(counts: np.ndarray, hist: CountHistogram | None = None) -> CountStats:
+    """Every frequency figure of a table from its per-id counts (any order), from one count histogram
+    (`hist`, when the caller has it, is `count_histogram(counts)`)."""
+    hist = count_histogram(counts) if hist is None else hist
+    distinct = hist.distinct
+    total = int(hist.values @ hist.mult)
     reuse_rows, reuse_acc = _reuse_histograms(hist)
     return CountStats(
         accesses=total,
-        distinct=len(desc),
-        top_share=float(desc[0] / total) if total else 0.0,
-        zipf_alpha=zipf_alpha(desc),
-        coverage=coverage(desc),
-        rank_curve=rank_curve(desc),
+        distinct=distinct,
+        top_share=float(hist.values[-1] / total) if total else 0.0,
+        zipf_alpha=_zipf_alpha(hist),
+        coverage=_coverage(hist),
+        rank_curve=_rank_curve(hist),
         unique_curve=_unique_curve(hist),
         reuse_rows=reuse_rows,
         reuse_accesses=reuse_acc,
     )
 
 
-def hot_ids(ids: Any, counts: np.ndarray, k: int) -> tuple[tuple[str, int], ...]:
+def hot_ids(ids: Any, counts: np.ndarray, k: int, hist: CountHistogram | None = None) -> tuple[tuple[str, int], ...]:
     """The k most frequent (id, count), hottest first; equal counts in id order (deterministic).
 
     `ids` is any sequence aligned with `counts` (a list, a numpy or a pyarrow array); only the candidates
-    are converted to Python strings, so a table of millions of ids costs one partition, not a sort.
+    are converted to Python strings, so a table of millions of ids costs one pass over the counts (the
+    k-th largest count comes from the count histogram, `hist` when the caller has it), not a sort.
     """
     c = np.asarray(counts, dtype=np.int64)
     if k <= 0 or len(c) == 0:
         return ()
     k = min(k, len(c))
-    kth = np.partition(c, len(c) - k)[len(c) - k]
+    kth = (count_histogram(c) if hist is None else hist).kth_largest(k)
     cand = np.flatnonzero(c >= kth)  # every id reaching the k-th largest count: boundary ties included
     sub = ids.take(int64_array(cand)) if isinstance(ids, (pa.Array, pa.ChunkedArray)) else [ids[i] for i in cand]
     names = sub.to_pylist() if hasattr(sub, "to_pylist") else list(sub)

@@ -4,7 +4,10 @@ Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tabl
 `--rows`, default 2,000,000), then runs, each in its own fresh process so peak memory is its own:
 
 - `analyze`: the CLI, `autotune analyze LOG --format criteo --model model.toml --out DIR --json` (the whole
-  product: counts, then every statistic of the profile, written to disk);
+  product: counts, then every statistic of the profile, written to disk); the parser it picked is printed
+  (`polars` in memory, `polars-chunks` for text over a third of the 2GB default memory limit);
+- `analyze-duckdb`: the same analysis through the Python API with the Polars paths turned off, i.e.
+  analyze's DuckDB path (what malformed logs, long-form logs and Parquet go through);
 - `duckdb`: the best hand-written DuckDB we know (LIBRARIES.md: parse the text once, then one GROUP BY per
   column): load C1..C26 as VARCHAR into a table, `SELECT c, count(*) ... GROUP BY c` per column;
 - `polars`: the Polars equivalent: `read_csv` of C1..C26 once, one lazy `group_by(c).agg(pl.len())` per
@@ -110,7 +113,17 @@ def job_pandas(log: Path, threads: int) -> dict[str, list[int]]:
     return out
 
 
-JOBS = {"duckdb": job_duckdb, "polars": job_polars, "pandas": job_pandas}
+def job_analyze_duckdb(log: Path, threads: int) -> dict[str, list[int]]:
+    from analytics import analyze, pipeline
+
+    pipeline._count_fast = lambda *_args: None  # the Polars paths decline: DuckDB parses and counts
+    with tempfile.TemporaryDirectory() as out:
+        res = analyze([log], fmt="criteo", model=log.parent / "model.toml", out=Path(out) / "profile")
+    assert res.profile.source["parser"] == "duckdb"
+    return {t.name: [t.accesses, t.distinct] for t in res.profile.tables}
+
+
+JOBS = {"analyze-duckdb": job_analyze_duckdb, "duckdb": job_duckdb, "polars": job_polars, "pandas": job_pandas}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -123,7 +136,9 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None, help="where the log goes (default: a temp folder)")
     ap.add_argument("--keep", action="store_true", help="keep the log and profile afterwards")
     ap.add_argument("--repeat", type=int, default=1, help="runs per method (round robin); the fastest is kept")
-    ap.add_argument("--skip", default="", help="comma-separated methods not to run (analyze,duckdb,polars,pandas)")
+    ap.add_argument(
+        "--skip", default="", help="comma-separated methods not to run (analyze,analyze-duckdb,duckdb,polars,pandas)"
+    )
     ap.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     ap.add_argument("--log", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -163,6 +178,9 @@ def main() -> None:
                 got = json.loads(out)
                 got = {t["name"]: [t["accesses"], t["distinct"]] for t in got["tables"]} if name == "analyze" else got
                 figures[name] = got
+        if "analyze" in results:
+            parser = json.loads((work / "profile" / "profile.json").read_text())["source"]["parser"]
+            print(f"analyze's parser: {parser}")
         _report(args.rows, results, figures)
     finally:
         if not args.keep and args.workdir is None:
@@ -176,6 +194,7 @@ def _report(
     agree = all(f == ref for f in figures.values())
     labels = {
         "analyze": "autotune analyze (CLI)",
+        "analyze-duckdb": "autotune analyze, DuckDB path (API)",
         "duckdb": "(a) DuckDB: load once, GROUP BY per column",
         "polars": "(a) Polars: read_csv once, group_by per column",
         "pandas": "(b) pandas: read_csv + value_counts per column",
@@ -192,6 +211,10 @@ def _report(
         wall, cpu, _ = results[best]
         print(f"analyze / best engine reference (a), {best}: {base / wall:.2f}x wall, {base_cpu / cpu:.2f}x CPU"
               "  (target <= 1.25x)")  # fmt: skip
+    if "analyze" in results and "analyze-duckdb" in results:
+        d_wall, d_cpu, d_rss = results["analyze-duckdb"]
+        print(f"analyze / its DuckDB path: {base / d_wall:.2f}x wall, {base_cpu / d_cpu:.2f}x CPU, "
+              f"{results['analyze'][2] / d_rss:.2f}x peak RSS")  # fmt: skip
     if "analyze" in results and "pandas" in results:
         print(f"pandas (b) / analyze: {results['pandas'][0] / base:.1f}x faster  (target >= 10x)")
     print(f"per-table accesses and distinct ids agree across methods: {'yes' if agree else 'NO'}")

@@ -1,9 +1,10 @@
-"""The Polars fast path for wide text logs against the DuckDB path, its fallbacks, and its memory gate.
+"""The Polars fast paths for wide text logs against the DuckDB path, their fallbacks, and the memory gate.
 
-Every profile the fast path writes must equal the DuckDB path's on the same log (the DuckDB path is
-forced by making the memory gate refuse: `fast_text.MEMORY_FACTOR` huge). Logs the fast path cannot
-prove clean (short, long or blank lines, bad UTF-8, quoted CSV) must fall back to DuckDB, which skips,
-counts and locates the malformed lines as before.
+Every profile the in-memory fast path writes must equal the chunked path's (forced by making the memory
+gate refuse, `fast_text.MEMORY_FACTOR` huge, with chunks of a few hundred bytes: `fast_chunks.CHUNK_SHARE`
+huge) and the DuckDB path's (forced by making both fast paths decline) on the same log. Logs the fast
+paths cannot prove clean (short, long or blank lines, bad UTF-8, quoted CSV) must fall back to DuckDB,
+which skips, counts and locates the malformed lines as before.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from analytics import analyze, fast_text
+from analytics import analyze, fast_chunks, fast_text, pipeline
+from analytics.readers import CRITEO_COLUMNS
 from analytics.sources import classify
 from autotune.cli import app
 
@@ -38,17 +40,28 @@ def _text(rows: list[list[str]], sep: str = "\t") -> str:
     return "".join(sep.join(r) + "\n" for r in rows)
 
 
+def _chunked(m: pytest.MonkeyPatch, chunk: int = 300) -> None:
+    """Make `analyze` use the chunked path with chunks of about `chunk` bytes (under the default 2GB limit)."""
+    m.setattr(fast_text, "MEMORY_FACTOR", 1e30)
+    m.setattr(fast_chunks, "CHUNK_SHARE", 2 * 10**9 // chunk)
+
+
 def _both(tmp: Path, monkeypatch: pytest.MonkeyPatch, paths: list[Path], **kw: object) -> tuple[dict, dict]:
-    """(fast path profile, DuckDB path profile) of the same logs, as dicts, parser checked."""
+    """(fast path profile, DuckDB path profile) of the same logs, as dicts, parsers checked; the chunked
+    path's profile must equal the in-memory one."""
     fast = analyze(paths, out=tmp / "fast", **kw)
     with monkeypatch.context() as m:
-        m.setattr(fast_text, "MEMORY_FACTOR", 1e30)
+        _chunked(m)
+        chunked = analyze(paths, out=tmp / "chunked", **kw)
+    with monkeypatch.context() as m:
+        m.setattr(pipeline, "_count_fast", lambda *_a: None)
         slow = analyze(paths, out=tmp / "slow", **kw)
-    assert fast.profile.source["parser"] == "polars"
-    assert slow.profile.source["parser"] == "duckdb"
-    a, b = fast.profile.to_dict(), slow.profile.to_dict()
-    a["source"].pop("parser")
-    b["source"].pop("parser")
+    parsers = [r.profile.source["parser"] for r in (fast, chunked, slow)]
+    assert parsers == ["polars", "polars-chunks", "duckdb"]
+    a, c, b = fast.profile.to_dict(), chunked.profile.to_dict(), slow.profile.to_dict()
+    for d in (a, b, c):
+        d["source"].pop("parser")
+    assert a == c
     assert (a["rows_read"], a["rows_skipped"]) == (b["rows_read"], b["rows_skipped"])
     return a, b
 
@@ -179,3 +192,70 @@ def test_memory_gate(tmp_path):
     need = fast_text.MEMORY_FACTOR * 4000
     assert fast_text.fits((plain,), f"{int(need)}B") and not fast_text.fits((plain,), f"{int(need) - 1}B")
     assert not fast_text.fits((plain,), "nonsense")
+
+
+@pytest.mark.parametrize("bad", ["1\t2\t3", "\t".join(["0"] * 41), ""], ids=["short line", "long line", "blank line"])
+def test_chunked_path_falls_back_to_duckdb_on_a_malformed_line(tmp_path, monkeypatch, bad):
+    rows = _criteo(40)
+    lines = ["\t".join(r) for r in rows]
+    lines.insert(31, bad)  # in a later chunk
+    f = tmp_path / "log.tsv"
+    f.write_text("\n".join(lines) + "\n")
+    _chunked(monkeypatch)
+    res = analyze([f], fmt="criteo", out=tmp_path / "p")
+    assert res.profile.source["parser"] == "duckdb"
+    assert res.profile.rows_read == 40
+    if bad:
+        assert res.profile.rows_skipped == 1 and res.skipped[0].startswith(f"{f}:32: ")
+
+
+def test_chunks_end_at_line_ends_and_cover_the_text(tmp_path):
+    text = "".join(f"{i}\t{'x' * (i % 13)}\n" for i in range(200)) + "last\tline"
+    f = tmp_path / "log.tsv"
+    f.write_text(text)
+    g = tmp_path / "log.tsv.gz"
+    g.write_bytes(gzip.compress(text.encode()))
+    for src in (f, g):
+        pieces = list(fast_chunks.chunks(classify(src), 100))
+        assert b"".join(pieces) == text.encode()
+        assert all(p.endswith(b"\n") for p in pieces[:-1]) and len(pieces) > 10
+    with pytest.raises(ValueError, match="longer than"):
+        list(fast_chunks.chunks(classify(f), 5))
+
+
+def test_chunked_path_gives_up_when_the_counts_outgrow_the_budget(tmp_path, monkeypatch):
+    rows = _criteo(200)
+    f = tmp_path / "log.tsv"
+    f.write_text(_text(rows))
+    _chunked(monkeypatch)
+    monkeypatch.setattr(fast_chunks, "COUNTS_SHARE", 2 * 10**9 // 2000)  # 2,000 bytes of counts at most
+    monkeypatch.setattr(fast_chunks, "MERGE_SHARE", 2 * 10**9 // 1000)  # added up past 1,000 bytes
+    res = analyze([f], fmt="criteo", out=tmp_path / "p")
+    assert res.profile.source["parser"] == "duckdb"
+    ref = Counter(r[14] for r in rows if r[14])
+    assert (res.profile.table("C1").accesses, res.profile.table("C1").distinct) == (sum(ref.values()), len(ref))
+
+
+@pytest.mark.parametrize("bags", [False, True])
+def test_chunked_counts_added_up_after_every_chunk_equal_the_in_memory_ones(tmp_path, bags):
+    if bags:
+        lines = ["user,items"] + [f"u{q % 13},{'|'.join(f'i{(q * k) % 17}' for k in range(q % 4))}" for q in range(300)]
+        names, tables, kw = ("user", "items"), ("user", "items"), {"delimiter": ",", "header": True, "quote": True}
+        f = tmp_path / "log.csv"
+        f.write_text("\n".join(lines) + "\n")
+    else:
+        f = tmp_path / "log.tsv"
+        f.write_text(_text(_criteo(300)))
+        names, tables = CRITEO_COLUMNS, CRITEO_COLUMNS[14:]
+        kw = {"delimiter": "\t", "header": False, "quote": False}
+    logs = fast_text.TextLogs((classify(f),), names, tables, **kw, multi_sep="|" if bags else None, sample=0.5, seed=3)
+    whole = fast_text.count_text(logs)
+    chunked = fast_chunks.count_text_chunked(logs, chunk_bytes=500, merge_bytes=1, counts_budget=10**9)
+    assert whole is not None and chunked is not None
+    assert (chunked.rows_read, chunked.counts.queries) == (whole.rows_read, whole.counts.queries)
+    assert whole.rows_read == 300 and 100 < whole.counts.queries < 200
+    for a, b in zip(whole.counts.tables, chunked.counts.tables, strict=True):
+        assert (a.name, a.queries, a.pooling_max) == (b.name, b.queries, b.pooling_max)
+        assert dict(zip(a.ids.to_pylist(), a.counts.tolist(), strict=True)) == dict(
+            zip(b.ids.to_pylist(), b.counts.tolist(), strict=True)
+        )

@@ -202,9 +202,9 @@ def test_distinct_rows_and_fnv_fast_paths():
 
 
 def test_arrow_helpers_round_trip():
-    from analytics.arrays import int64_array, repeat_string
+    from analytics.arrays import int64_array, repeat_dictionary
 
     a = int64_array(np.array([3, -1, 7], dtype=np.int32))
     assert a.type == pa.int64() and a.to_pylist() == [3, -1, 7]
-    assert repeat_string("C1", 3).to_pylist() == ["C1", "C1", "C1"]
-    assert repeat_string("", 2).to_pylist() == ["", ""] and len(repeat_string("x", 0)) == 0
+    assert repeat_dictionary("C1", 3).to_pylist() == ["C1", "C1", "C1"]
+    assert repeat_dictionary("", 2).to_pylist() == ["", ""] and len(repeat_dictionary("x", 0)) == 0

@@ -59,8 +59,9 @@ def analyze_command(
     memory_limit: str = typer.Option(
         "2GB",
         "--memory-limit",
-        help="Memory budget. Clean text logs up to a third of it are parsed in memory (Polars, fast); larger or "
-        "malformed ones by DuckDB, which spills to disk next to the output beyond it.",
+        help="Memory budget, e.g. 2GB or 500MiB. Clean text logs up to a third of it are parsed in memory "
+        "(Polars, fast), larger ones in chunks of an eighth of it (Polars); malformed logs, and logs whose counts "
+        "outgrow half of it, by DuckDB, which spills to disk next to the output beyond it.",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout (progress stays on stderr)."),
 ) -> None:

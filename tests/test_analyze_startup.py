@@ -1,0 +1,101 @@
+"""What `autotune analyze` loads and starts: one command module, no DuckDB on the Polars fast path.
+
+`autotune.cli.main` registers only the command named on the command line; these tests check that every
+command then behaves exactly as with all of them registered, and, in a fresh interpreter, that the fast
+path never imports DuckDB, Optuna, matplotlib or the search stack while the DuckDB path still works when
+it has to import DuckDB itself.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autotune.cli import app, build_app, command_names
+
+runner = CliRunner()
+HEAVY = ("duckdb", "optuna", "matplotlib", "autotune.search", "autotune.model", "pandas")
+
+
+def test_command_names_are_the_modules():
+    names = command_names()
+    assert {"analyze", "synth", "search", "hw", "export"} <= set(names)
+    assert names == sorted(names)
+
+
+@pytest.mark.parametrize("name", command_names())
+@pytest.mark.parametrize("args", [["--help"], ["--no-such-option"]])
+def test_one_command_app_behaves_like_the_full_app(name, args):
+    full = runner.invoke(app, [name, *args])
+    alone = runner.invoke(build_app(name), [name, *args])
+    assert (alone.exit_code, alone.stdout, alone.stderr) == (full.exit_code, full.stdout, full.stderr)
+    assert full.exit_code == (0 if args == ["--help"] else 2)
+
+
+def test_top_level_help_lists_every_command():
+    res = runner.invoke(build_app(), ["--help"])
+    assert res.exit_code == 0
+    for name in command_names():
+        assert name in res.stdout
+
+
+def _run_main(args: list[str]) -> tuple[int, str, list[str]]:
+    """`autotune ARGS` through `main` in a fresh interpreter: (exit code, stdout, heavy modules it imported)."""
+    code = (
+        "import json, sys\n"
+        "from autotune.cli import main\n"
+        f"sys.argv = ['autotune', *{args!r}]\n"
+        "try:\n    main()\n    rc = 0\nexcept SystemExit as e:\n    rc = e.code or 0\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    status = json.loads(proc.stderr.strip().splitlines()[-1])
+    return status["rc"], proc.stdout, status["heavy"]
+
+
+def _criteo_log(path: Path, rows: int, bad_line: int | None = None) -> None:
+    lines = []
+    for q in range(rows):
+        cats = [f"{(q * (j + 1)) % (j + 5):x}" for j in range(26)]
+        lines.append("\t".join([str(q % 2), *[str(q % 7)] * 13, *cats]))
+    if bad_line is not None:
+        lines[bad_line] = "1\t2\t3"
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_fast_path_imports_no_duckdb_and_no_search_stack(tmp_path):
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 200)
+    rc, out, heavy = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
+    assert rc == 0
+    got = json.loads(out)
+    assert got["rows_read"] == 200 and got["rows_skipped"] == 0
+    assert json.loads((tmp_path / "p" / "profile.json").read_text())["source"]["parser"] == "polars"
+    assert heavy == []
+
+
+def test_duckdb_path_imports_duckdb_when_it_needs_it(tmp_path):
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 50, bad_line=7)  # a short line: not provably clean, so DuckDB skips and locates it
+    rc, out, heavy = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
+    assert rc == 0
+    got = json.loads(out)
+    assert (got["rows_read"], got["rows_skipped"]) == (49, 1)
+    assert got["skipped_examples"][0].startswith(f"{log}:8: ")
+    assert "duckdb" in heavy and not {"optuna", "matplotlib", "autotune.search", "autotune.model"} & set(heavy)
+
+
+def test_bad_memory_limit_is_one_clear_line(tmp_path):
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 20)
+    res = runner.invoke(app, ["analyze", str(log), "--memory-limit", "lots", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 2
+    assert res.stderr.startswith("error: --memory-limit 'lots': not a size DuckDB accepts")
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "p").exists()

@@ -48,7 +48,7 @@ import datetime
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,11 +157,21 @@ POOL_BAG = 4
 def row_cost_s(
     table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator, pooling: int = POOL_BAG
 ) -> float:
-    """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table`."""
-    ids = rng.integers(0, table.shape[0], lookups)
+    """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table` (fresh ids
+    every repetition, as `gather_cost_s`)."""
+    ids = _fresh_ids(table.shape[0], lookups, repeats, rng)
     offsets = bag_offsets(lookups, pooling, rng)
     out = np.empty((len(offsets) - 1, table.shape[1]), dtype=np.float32)
-    return _median_time(lambda: segment_sum(np.take(table, ids, axis=0), offsets, out), repeats) / lookups
+    return _median_time(lambda: segment_sum(np.take(table, next(ids), axis=0), offsets, out), repeats) / lookups
+
+
+def _fresh_ids(rows: int, lookups: int, repeats: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """One random id set per call of `_median_time` (its untimed first call included), drawn before timing.
+
+    Timing the same ids again re-reads rows the first call left in the caches: on a 1 GiB table, 4096 random
+    64 B rows cost 16 cycles each with the same ids and 97 with fresh ones (512 B rows: 147 against 242),
+    and replay's batches never repeat their ids."""
+    return iter([rng.integers(0, rows, lookups) for _ in range(repeats + 1)])
 
 
 def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
@@ -180,9 +190,10 @@ def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator) -> float:
-    """Seconds per row of the GM / L1 kernel's gather alone (`np.take` of random rows of `table`)."""
-    ids = rng.integers(0, table.shape[0], lookups)
-    return _median_time(lambda: np.take(table, ids, axis=0), repeats) / lookups
+    """Seconds per row of the GM / L1 kernel's gather alone (`np.take` of random rows of `table`, fresh ids each
+    repetition)."""
+    ids = _fresh_ids(table.shape[0], lookups, repeats, rng)
+    return _median_time(lambda: np.take(table, next(ids), axis=0), repeats) / lookups
 
 
 def pool_cost_s(

@@ -20,7 +20,8 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
 - gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of a task's gathered rows) at
   64 B to 512 B rows and bags of 1 to 8 ids mixed with bags one id longer (as replay's batches mix them),
   fitted by least squares to pool_row_cycles + row bytes / pool_bytes_per_cycle (numpy's per-row reduction
-  overhead: a 64 B row costs several times its bytes' worth).
+  overhead: a 64 B row costs several times its bytes' worth); the same fit on bags that all have one length
+  (block_pool_*: one block sum, as replay pools an unsharded one-hot or fixed multi-hot task).
 - Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),
@@ -47,7 +48,7 @@ import datetime
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,11 +157,21 @@ POOL_BAG = 4
 def row_cost_s(
     table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator, pooling: int = POOL_BAG
 ) -> float:
-    """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table`."""
-    ids = rng.integers(0, table.shape[0], lookups)
+    """Seconds per look-up of the GM / L1 kernel (gather + sum pooling) on random rows of `table` (fresh ids
+    every repetition, as `gather_cost_s`)."""
+    ids = _fresh_ids(table.shape[0], lookups, repeats, rng)
     offsets = bag_offsets(lookups, pooling, rng)
     out = np.empty((len(offsets) - 1, table.shape[1]), dtype=np.float32)
-    return _median_time(lambda: segment_sum(np.take(table, ids, axis=0), offsets, out), repeats) / lookups
+    return _median_time(lambda: segment_sum(np.take(table, next(ids), axis=0), offsets, out), repeats) / lookups
+
+
+def _fresh_ids(rows: int, lookups: int, repeats: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """One random id set per call of `_median_time` (its untimed first call included), drawn before timing.
+
+    Timing the same ids again re-reads rows the first call left in the caches: on a 1 GiB table, 4096 random
+    64 B rows cost 16 cycles each with the same ids and 97 with fresh ones (512 B rows: 147 against 242),
+    and replay's batches never repeat their ids."""
+    return iter([rng.integers(0, rows, lookups) for _ in range(repeats + 1)])
 
 
 def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
@@ -168,8 +179,9 @@ def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
 
     This is how replay lays out a task's bags: a profile's pooling factor is rarely an integer, so its batches
     mix bags of floor(P) and floor(P) + 1 ids (`replay.batches`), and `segment_sum` then pools each length
-    separately. Bags of a single length would take its one-block fast path and price pooling below what
-    replay pays (measured: the fitted pooling rate 2.4x too fast, every replayed mapping slower than predicted).
+    separately. Bags of a single length take its one-block fast path (priced apart: block_pool_*); timed
+    alone they would price mixed-length pooling below what replay pays (measured: the fitted pooling rate
+    2.4x too fast, every replayed mapping slower than predicted).
     """
     lengths = bag + rng.integers(0, 2, lookups // bag + 1)
     ends = np.minimum(np.cumsum(lengths), lookups)
@@ -178,15 +190,24 @@ def bag_offsets(lookups: int, bag: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def gather_cost_s(table: np.ndarray, lookups: int, repeats: int, rng: np.random.Generator) -> float:
-    """Seconds per row of the GM / L1 kernel's gather alone (`np.take` of random rows of `table`)."""
-    ids = rng.integers(0, table.shape[0], lookups)
-    return _median_time(lambda: np.take(table, ids, axis=0), repeats) / lookups
+    """Seconds per row of the GM / L1 kernel's gather alone (`np.take` of random rows of `table`, fresh ids each
+    repetition)."""
+    ids = _fresh_ids(table.shape[0], lookups, repeats, rng)
+    return _median_time(lambda: np.take(table, next(ids), axis=0), repeats) / lookups
 
 
-def pool_cost_s(row_bytes: int, lookups: int, repeats: int, bag: int = POOL_BAG, seed: int = 0) -> float:
-    """Seconds per row of sum pooling (`segment_sum`, bags of `bag` or `bag + 1`) of `lookups` rows of `row_bytes`."""
+def pool_cost_s(
+    row_bytes: int, lookups: int, repeats: int, bag: int = POOL_BAG, seed: int = 0, one_length: bool = False
+) -> float:
+    """Seconds per row of sum pooling (`segment_sum`, bags of `bag` or `bag + 1`) of `lookups` rows of `row_bytes`.
+
+    `one_length`: every bag has `bag` ids, as a one-hot or fixed multi-hot table's unsharded task lays them out;
+    `segment_sum` then sums them as one (bags, bag, dim) block (measured 1.5-2.5x cheaper per row)."""
     rows = np.ones((lookups, row_bytes // 4), np.float32)
-    offsets = bag_offsets(lookups, bag, np.random.default_rng(seed))
+    if one_length:
+        offsets = np.arange(0, lookups // bag * bag + 1, bag, dtype=np.int64)
+    else:
+        offsets = bag_offsets(lookups, bag, np.random.default_rng(seed))
     out = np.empty((len(offsets) - 1, row_bytes // 4), np.float32)
     return _median_time(lambda: segment_sum(rows, offsets, out), repeats) / lookups
 
@@ -388,6 +409,10 @@ def core_figures(b: Budget, big: np.ndarray, near: np.ndarray, far: np.ndarray, 
     m["pool_s_per_row"] = {
         rb: {bag: pool_cost_s(rb, TASK_LOOKUPS, reps, bag) for bag in POOL_BAGS} for rb in POOL_ROW_BYTES
     }
+    m["block_pool_s_per_row"] = {
+        rb: {bag: pool_cost_s(rb, TASK_LOOKUPS, reps, bag, one_length=True) for bag in POOL_BAGS}
+        for rb in POOL_ROW_BYTES
+    }
     m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
     m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
     m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
@@ -548,6 +573,11 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     # pooling per row = pool_row_cycles + row bytes / pool_bytes_per_cycle over every (row size, bag) point
     pool = {int(rb): {int(bag): cyc(float(s)) for bag, s in bags.items()} for rb, bags in m["pool_s_per_row"].items()}
     pool_row, pool_rate = fit_pooling(pool)
+    # the same fit on bags that all have one length (one block reduction per task)
+    block = {
+        int(rb): {int(bag): cyc(float(s)) for bag, s in bags.items()} for rb, bags in m["block_pool_s_per_row"].items()
+    }
+    block_row, block_rate = fit_pooling(block)
     launch, per_task = fit_task_grid(m["task_grid"])
     route_c, scan_c, sort_c, pin_c = (
         cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass", "pin_s_per_id_step")
@@ -627,6 +657,17 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             f"segment_sum per-row intercept at 0 B of the same fit: numpy's per-row reduction overhead ({src})",
             "measured",
         ),
+        "core_types.core.block_pool_bytes_per_cycle": (
+            f"segment_sum of the same rows in bags that all have one length ({', '.join(map(str, POOL_BAGS))} ids; "
+            f"one (bags, length, dim) block sum, as replay pools an unsharded task of a one-hot or fixed multi-hot "
+            f"table): least-squares slope (512 B rows, bags of {POOL_BAG}: {block[512][POOL_BAG]:.0f} cycles against "
+            f"{pool[512][POOL_BAG]:.0f} on mixed lengths) ({src})",
+            "measured",
+        ),
+        "core_types.core.block_pool_row_cycles": (
+            f"per-row intercept at 0 B of the same one-length fit ({src})",
+            "measured",
+        ),
         "core_types.core.route_cycles_per_id": (
             f"replay's route() of a 2-shard contiguous task over {POOL_BAG}-id bags: mask, compaction of ids and "
             f"query indices, per-query counts ({src})",
@@ -684,6 +725,8 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         gather_bytes_per_cycle=gather_rate,
         pool_bytes_per_cycle=pool_rate,
         pool_row_cycles=pool_row,
+        block_pool_bytes_per_cycle=block_rate,
+        block_pool_row_cycles=block_row,
         route_cycles_per_id=route_c,
         scan_cycles_per_id=scan_c,
         sort_cycles_per_id=sort_c,

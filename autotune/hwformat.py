@@ -73,6 +73,12 @@ CORE_FIGURES = (
     FieldSpec("gather_bytes_per_cycle", float, "nonnegative", "B/cycle", "gather of rows already in local memory"),
     FieldSpec("pool_bytes_per_cycle", float, "nonnegative", "B/cycle", "vector accumulate (sum pooling) rate"),
     FieldSpec("pool_row_cycles", float, "nonnegative", "cycles/row", "fixed cost of accumulating one row"),
+    FieldSpec(
+        "block_pool_bytes_per_cycle", float, "nonnegative", "B/cycle", "sum pooling rate when all bags have one length"
+    ),
+    FieldSpec(
+        "block_pool_row_cycles", float, "nonnegative", "cycles/row", "per-row pooling cost, all bags of one length"
+    ),
     FieldSpec("route_cycles_per_id", float, "nonnegative", "cycles/id", "routing one look-up id to its shard"),
     FieldSpec("scan_cycles_per_id", float, "nonnegative", "cycles/id", "scanning one id against one streamed chunk"),
     FieldSpec("sort_cycles_per_id", float, "nonnegative", "cycles/id", "one sort pass over one id (de-duplication)"),
@@ -288,7 +294,7 @@ def _validate_core(hw: HardwareProfile, core: CoreType, fail: Callable[[str, str
             "a global-memory read passes the L2, so an L2 hit cannot be slower; check both figures",
         )
     if core.runs_lookups:
-        for key in ("gather_bytes_per_cycle", "pool_bytes_per_cycle"):
+        for key in ("gather_bytes_per_cycle", "pool_bytes_per_cycle", "block_pool_bytes_per_cycle"):
             if getattr(core, key) <= 0:
                 raise fail(
                     f"{at}.{key}",

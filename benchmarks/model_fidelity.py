@@ -197,6 +197,13 @@ def main() -> None:
     ap.add_argument(
         "--ab-rounds", type=int, default=None, help="back-to-back pairs of default-gather and tuned (8 quick, 24)"
     )
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed batches before each replay's timed ones (2); a freshly forked worker's whole-batch tasks "
+        "take 5-10 batches to reach their steady time",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)} (all)"
@@ -208,6 +215,7 @@ def main() -> None:
     quick = args.quick
     n_random = args.random if args.random is not None else (5 if quick else 16)
     batches, warmup, batch_size = (4, 2, 2048) if quick else (6, 2, 4096)
+    warmup = args.warmup if args.warmup is not None else warmup
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
     ab_rounds = args.ab_rounds if args.ab_rounds is not None else (8 if quick else 24)
     queries = 20_000 if quick else 60_000

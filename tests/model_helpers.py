@@ -97,7 +97,8 @@ def round_chip(
     latency 50 cycles; gather 64 B/cycle, pool 128 B/cycle; UB fills from L1 at 128 B/cycle; chip GM
     bandwidth 1e12 B/s, L2 2e12 B/s, 1 GiB of GM. Streaming from GM also 32 B/cycle; id work (route, scan,
     one sort pass) 4 B / 128 B/cycle = 1/32 cycle per id; pinned-set test free; no per-row pooling constant;
-    fetches overlap compute; one L2 slice (the whole 2e12 B/s) interleaved at 256 B, no private cache of GM reads
+    fetches overlap compute; bags of one length pool at the same figures (`block_pool_*`); one L2 slice (the
+    whole 2e12 B/s) interleaved at 256 B, no private cache of GM reads
     (the hot-spot term); `core_figures` overrides any `CoreType` field (e.g. `overlaps_fetch_compute=False`).
     """
     memories = [LocalMemory("UB", ub_bytes, True, 32, 256.0, "L1" if l1_bytes else "GM", 128.0 if l1_bytes else 32.0)]
@@ -122,6 +123,9 @@ def round_chip(
         "caches_gm_reads": False,
     }
     figures.update(core_figures)
+    # one-length bags pool at the same law unless a test sets the block figures itself
+    figures.setdefault("block_pool_bytes_per_cycle", figures["pool_bytes_per_cycle"])
+    figures.setdefault("block_pool_row_cycles", figures["pool_row_cycles"])
     core = CoreType(name="vector", count=cores, memories=tuple(memories), **figures)
     return HardwareProfile(
         name="roundchip",

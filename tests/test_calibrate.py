@@ -31,6 +31,8 @@ MEASURED = {
     "take_cached_s_per_byte": 0.05e-9,
     # 48 cycles + row bytes / 2 B/cycle at 2 GHz, whatever the bag
     "pool_s_per_row": {rb: {bag: (48 + rb / 2) / 2e9 for bag in (1, 2, 4, 8)} for rb in (64, 128, 256, 512)},
+    # one-length bags: 20 cycles + row bytes / 4 B/cycle
+    "block_pool_s_per_row": {rb: {bag: (20 + rb / 4) / 2e9 for bag in (1, 2, 4, 8)} for rb in (64, 128, 256, 512)},
     "route_s_per_id": 10e-9,
     "scan_s_per_id": 1e-9,
     "sort_s_per_id_pass": 2e-9,
@@ -66,6 +68,7 @@ def test_fit_by_hand() -> None:
     assert abs(core.gather_bytes_per_cycle - 10.0) < 1e-12
     # pooling: 48 cycles + bytes / 2 at every row size and bag
     assert abs(core.pool_bytes_per_cycle - 2.0) < 1e-12 and abs(core.pool_row_cycles - 48.0) < 1e-9
+    assert abs(core.block_pool_bytes_per_cycle - 4.0) < 1e-9 and abs(core.block_pool_row_cycles - 20.0) < 1e-9
     # id work at 2 GHz: 10 ns = 20 cycles per routed id, 1 ns = 2 per scanned id, 2 ns = 4 per id per sort pass
     assert abs(core.route_cycles_per_id - 20.0) < 1e-9
     assert abs(core.scan_cycles_per_id - 2.0) < 1e-9 and abs(core.sort_cycles_per_id - 4.0) < 1e-9

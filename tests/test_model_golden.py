@@ -118,6 +118,23 @@ def test_pooling_pays_a_cost_per_row():
     assert run(prof, hw, b, strategy="GM") == pytest.approx(5600 * NS, rel=1e-12)
 
 
+def test_bags_of_one_length_pool_as_a_block():
+    # pooling 2.0 with pooling_max 2: every bag has two ids, so an unsharded task pools them as one block:
+    # 200 rows x (1 cycle + 64 B / 64 B/cycle) = 400; serial: 5000 + 400 + 100 = 5500 cycles
+    block = {"block_pool_row_cycles": 1.0, "block_pool_bytes_per_cycle": 64.0}
+    prof, hw, b = one_table(overlaps_fetch_compute=False, pool_row_cycles=2.0, **block)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5500 * NS, rel=1e-12)
+    # bags of 1 or 2 ids (pooling 1.5): the mixed-length law, 150 rows x (2 + 64 / 128) = 375;
+    # fetch 150 x 25 = 3750 + 375 + 100 = 4225 cycles
+    mixed = workload(zipf_table("T", rows=1000, alpha=0.0, dim=16, pooling=1.5))
+    assert run(mixed, hw, b, strategy="GM") == pytest.approx(4225 * NS, rel=1e-12)
+    # two shards: a task's routed bags have mixed lengths, the mixed law again: route 200 x 4 / 128 = 6.25,
+    # fetch 100 x 25 = 2500, pooling 100 x 2.5 = 250, latency 100: 2856.25 cycles a task; + the merge
+    prof2, hw2, _ = one_table(cores=2, overlaps_fetch_compute=False, pool_row_cycles=2.0, **block)
+    merge = 2 * 100 * (1 - math.exp(-1.0)) * 2 * 16 * 4 / 6.4e10
+    assert run(prof2, hw2, b, strategy="GM", shards=2) == pytest.approx(2856.25 * NS + merge, rel=1e-12)
+
+
 def test_routing_is_priced_per_id():
     # 2 contiguous shards, routing scans all 200 ids at 1 cycle each = 200: 2500 + 100 + 200 = 2800 cycles a task;
     # the merge as in test_two_core_shard_with_merge (no sync, no launch)

@@ -93,6 +93,10 @@ class ModelContext:
         self.row_bytes_gm = _round_up(self.row_bytes, max(c.gm_block_bytes, 1))  # what one DMA of a row moves
         self.row_bytes_ub = _round_up(self.row_bytes, max(self.roles.staging.block_bytes, 1))
         self.pooling = np.array([t.pooling_mean for t in profile.tables], dtype=float)
+        # every bag of the table has one length (one-hot, fixed multi-hot): an unsharded task pools them as one block
+        self.one_length_bags = np.array(
+            [t.pooling_max >= 1 and t.pooling_mean == t.pooling_max for t in profile.tables], dtype=bool
+        )
         self.distinct = np.array([max(t.distinct, 1) for t in profile.tables], dtype=float)
         # L2 is shared by the tables in proportion to the bytes each requests per query (pooling x row bytes),
         # independent of the mapping: a table's L2-resident hot set is its share / its row size.

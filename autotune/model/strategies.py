@@ -28,7 +28,9 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   `pin_cycles_per_id` per id (compute), whether or not it hits.
 - GM fetches of one shard cannot end before the L2 slice owning its busiest interleave granule has served every
   task's reads of it (`hotspot.py`, `ModelContext.hot_spot_cycles`): the memory hot spot of hot rows.
-- Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`. Fetches overlap compute
+- Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`; an unsharded task of a table
+  whose bags all have one length (one-hot, fixed multi-hot) pools as one block, at `block_pool_row_cycles` and
+  `block_pool_bytes_per_cycle`. Fetches overlap compute
   (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up.
 """
 
@@ -291,7 +293,11 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     hot_bound = spot > fetch_l2 + fetch_gm
     fetch_lat = np.where(hot_bound, 0.0, fetch_lat)
     fetch = np.maximum(fetch_l2 + fetch_gm, spot) + fetch_local
-    pool = n * (pool_row + rb / pool_rate)
+    # bags of one length (and an unsharded task, which keeps them whole) pool as one block reduction; a sharded
+    # task's routed bags, or a table with bags of mixed lengths, pool one length at a time
+    block = (k == 1) & ctx.one_length_bags[t]
+    block_row, block_rate = core.block_pool_row_cycles, core.block_pool_bytes_per_cycle
+    pool = n * np.where(block, block_row + rb / max(block_rate, 1e-300), pool_row + rb / max(pool_rate, 1e-300))
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
     steps = np.maximum(1.0, np.ceil(np.log2(np.maximum(hot_rows, 1.0))))
     pin_test = np.where(is_gm & (hot_rows > 0), f * pin_c * steps, 0.0)  # each fetched id searched in the pinned set

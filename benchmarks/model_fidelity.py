@@ -201,8 +201,8 @@ def main() -> None:
         "--warmup",
         type=int,
         default=None,
-        help="untimed batches before each replay's timed ones (2); a freshly forked worker's whole-batch tasks "
-        "take 5-10 batches to reach their steady time",
+        help="untimed batches before each replay's timed ones (4 quick, 10); a freshly forked worker's whole-batch "
+        "tasks take 5-10 batches to reach their steady time, which is what the model predicts",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
@@ -214,7 +214,7 @@ def main() -> None:
         ap.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
     quick = args.quick
     n_random = args.random if args.random is not None else (5 if quick else 16)
-    batches, warmup, batch_size = (4, 2, 2048) if quick else (6, 2, 4096)
+    batches, warmup, batch_size = (4, 4, 2048) if quick else (6, 10, 4096)
     warmup = args.warmup if args.warmup is not None else warmup
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
     ab_rounds = args.ab_rounds if args.ab_rounds is not None else (8 if quick else 24)

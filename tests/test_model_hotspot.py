@@ -172,6 +172,12 @@ def test_prediction_names_the_worst_hot_spot():
     p = predict(prof, hw, default_gather(ctx), 100, ctx)
     assert p.breakdown["hot_spot_s"] == pytest.approx(4800e-9)  # 9,600 B at 2 B/ns, as worked out above
     assert p.breakdown["hot_spot_table"] == "t"
+    # a core that caches its GM reads, with the 128,000-B table within its 1-MiB resident memory: the shards are
+    # read from that cache (no slice traffic), so the breakdown reports no hot spot, as the latency charges none
+    hw = round_chip(cores=2, l2_slices=1000, interleave_bytes=512, caches_gm_reads=True)
+    ctx = ModelContext(prof, hw, 100)
+    p = predict(prof, hw, default_gather(ctx), 100, ctx)
+    assert p.breakdown["hot_spot_s"] == 0.0 and p.breakdown["hot_spot_table"] is None
 
 
 def test_hash_row_map_places_hot_ids_at_their_fnv1a_rows():

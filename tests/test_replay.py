@@ -329,3 +329,12 @@ def test_long_form_log_replays_the_same_batches(tmp_path: Path) -> None:
     for bw, bl in zip(wide, long, strict=True):
         for a, b in zip(bw, bl, strict=True):
             assert a.rows.tolist() == b.rows.tolist() and a.offsets.tolist() == b.offsets.tolist()
+
+
+def test_log_bag_separator_of_a_merged_profile() -> None:
+    from autotune.replay.logs import _multi_sep
+
+    assert _multi_sep({"multi_sep": "|"}) == "|"
+    # merge_profiles keeps each merged profile's source under "sources"
+    assert _multi_sep({"merged_from": ["a", "b"], "sources": [{"multi_sep": "|"}, {"multi_sep": "|"}]}) == "|"
+    assert _multi_sep({"merged_from": ["a", "b"], "sources": [{}, {}]}) is None

@@ -344,10 +344,14 @@ def _core_memory(
 def _hot_spot(ctx: ModelContext, mapping: Mapping) -> tuple[float, str | None]:
     """The memory hot-spot time of the mapping's worst GM table (0 and None when no table reads GM by rows)."""
     worst, name = 0.0, None
+    res = ctx.roles.resident
+    caching = ctx.core.caches_gm_reads and res is not None and res.resident
     for tm in mapping.tables:
         if tm.strategy != "GM":
             continue
         t = ctx.index[tm.name]
+        if caching and np.ceil(ctx.rows[t] / tm.shards) * ctx.row_bytes[t] <= res.capacity_bytes:
+            continue  # its shards are read from the core's private cache: no slice traffic (as strategies.py)
         cycles = ctx.hot_spot_cycles(t, tm.replicas, tm.shards, tm.sharding, tm.hot_rows, tm.dedup)
         spot = float(cycles.max(initial=0.0)) / ctx.clock_hz
         if spot > worst:

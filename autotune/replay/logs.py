@@ -119,11 +119,19 @@ def read_log(
                     f"(columns: {', '.join(cols)}); replay a log of the same tables, or profile this log with "
                     "`autotune analyze`"
                 )
-            return _read_wide(con, reader.load(con, names), names, limit, profile.source.get("multi_sep"))
+            return _read_wide(con, reader.load(con, names), names, limit, _multi_sep(profile.source))
         finally:
             con.close()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _multi_sep(source: dict) -> str | None:
+    """The bag separator analyze used; a merged profile keeps it per merged source (`merge_profiles`)."""
+    if source.get("multi_sep"):
+        return source["multi_sep"]
+    seps = {s.get("multi_sep") for s in source.get("sources", ()) if isinstance(s, dict)} - {None}
+    return seps.pop() if len(seps) == 1 else None
 
 
 def _read_wide(con, loaded, names: tuple[str, ...], limit: int, multi_sep: str | None):

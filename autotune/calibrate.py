@@ -14,8 +14,7 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
   gm_stream_bytes_per_cycle: the *-UB kernel's chunked streaming copy of a DRAM-sized table (about 3x the
   random-row rate here): the GM-UB stream and fills from DRAM.
 - L3 ("l2" in the model): the same per-row cost on a table that fits the effective last-level cache; its
-  capacity is the largest tested table whose per-row cost stays below halfway to DRAM, or, where the next
-  tested table is partly cached, the C that explains its cost under uniform rows: c_l3 + (c_dram - c_l3)(1 - C/S).
+  capacity is the largest tested table whose per-row cost stays below halfway to DRAM.
 - The private L2 (the core's local memory): capacity from sysfs; read rate from the L1 strategy's gathers of
   64 B to 1 KiB rows from a table a quarter of its size (the geometric mean of bytes / cycles).
 - gather_bytes_per_cycle: `np.take` of cached rows. Pooling (`segment_sum` of a task's gathered rows) at
@@ -560,14 +559,6 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     below = [s for s in sizes[1:-1] if by_size[s] <= half]
     l3_eff = max(below) if below else min(int(m["l3_bytes"]), sizes[-1] // 2)
     c_l3 = by_size[max(below)] if below else 0.5 * (c_l2p + c_dram)
-    above = [s for s in sizes if s > l3_eff]
-    if below and above and c_dram > c_l3:
-        # the next tested table past it is partly cached: under uniform random rows a cache of C bytes serves a
-        # share C / S of a table of S bytes, so its cost is c_l3 + (c_dram - c_l3)(1 - C / S); solving for C
-        # places the capacity between the tested sizes instead of at the last one below halfway
-        s_hi = above[0]
-        share = (c_dram - by_size[s_hi]) / (c_dram - c_l3)
-        l3_eff = max(l3_eff, int(s_hi * min(max(share, 0.0), 1.0)))
     gm_row = cyc(float(m["gather_dram"][64]))  # cycles per 64-byte row gathered from DRAM
     l3_row = min(cyc(c_l3), gm_row)
     stream_rate = 1.0 / cyc(float(m["stream_s_per_byte"]))  # B/cycle
@@ -604,8 +595,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         "chip.gm_bandwidth_bytes_per_s": (f"{P} pinned cores streaming chunks at once ({src})", "measured"),
         "chip.l2_capacity_bytes": (
             f"effective last-level cache: largest tested table whose random 64 B row gather stays below halfway "
-            f"to DRAM cost, or more where the next tested table's cost says it is partly cached (share C / S "
-            f"under uniform rows) (sysfs L3 {int(m['l3_bytes']) // MiB} MiB, shared) ({src})",
+            f"to DRAM cost (sysfs L3 {int(m['l3_bytes']) // MiB} MiB, shared) ({src})",
             "measured",
         ),
         "chip.l2_bandwidth_bytes_per_s": (f"{P} cores x l2_read_bytes_per_cycle x clock_hz", "derived"),

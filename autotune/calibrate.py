@@ -22,7 +22,10 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
   fitted by least squares to pool_row_cycles + row bytes / pool_bytes_per_cycle (numpy's per-row reduction
   overhead: a 64 B row costs several times its bytes' worth); the same fit on bags that all have one length
   (block_pool_*: one block sum, as replay pools an unsharded one-hot or fixed multi-hot task).
-- Id work, with replay's own code: route_cycles_per_id (`kernels.route` of a 2-shard task), scan_cycles_per_id
+- Id work, with replay's own code: routing (`kernels.route` of a 2-shard task on bags of 1 and 4 ids, 256 ids to a
+  bulk batch), fitted by least squares to per_route_s + ids x route_cycles_per_id + queries x
+  route_cycles_per_query (its dozen numpy calls cost as much as 500 ids: fitted per id alone at a bulk size, a
+  one-hot 512-query routed task came out 40% cheaper than measured), scan_cycles_per_id
   (`kernels.gather_rows` of a *-UB task over 9 chunks minus 1 chunk, every id in the first, per id per
   extra chunk),
   sort_cycles_per_id (`np.unique(..., return_inverse=True)` as de-duplication runs it, per id per log2 pass),
@@ -91,6 +94,9 @@ POOL_BAGS = (1, 2, 4, 8)
 #: Tasks per worker and look-ups per task of the task-overhead grid on pinned workers.
 GRID_TASKS = (2, 8)
 GRID_LOOKUPS = (64, 512, 2048)
+#: Routing is timed on bags of these lengths (one-hot and multi-hot) and from ROUTE_SMALL_IDS ids to a bulk batch.
+ROUTE_BAGS = (1, 4)
+ROUTE_SMALL_IDS = 256
 
 
 def _median_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -212,21 +218,29 @@ def pool_cost_s(
     return _median_time(lambda: segment_sum(rows, offsets, out), repeats) / lookups
 
 
-def _id_batch(lookups: int, rows: int, rng: np.random.Generator) -> TableBatch:
-    """A batch of `lookups` uniform ids over `rows` rows in bags of POOL_BAG (CSR, as replay draws them)."""
-    queries = lookups // POOL_BAG
-    offsets = np.arange(0, queries * POOL_BAG + 1, POOL_BAG, dtype=np.int64)
-    qidx = np.repeat(np.arange(queries, dtype=np.int32), POOL_BAG)
-    return TableBatch(rng.integers(0, rows, queries * POOL_BAG), offsets, qidx)
+def _id_batch(lookups: int, rows: int, rng: np.random.Generator, bag: int = POOL_BAG) -> TableBatch:
+    """A batch of `lookups` uniform ids over `rows` rows in bags of `bag` ids (CSR, as replay draws them)."""
+    queries = lookups // bag
+    offsets = np.arange(0, queries * bag + 1, bag, dtype=np.int64)
+    qidx = np.repeat(np.arange(queries, dtype=np.int32), bag)
+    return TableBatch(rng.integers(0, rows, queries * bag), offsets, qidx)
 
 
-def route_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> float:
-    """Seconds per id of replay's routing step: shard 0 of 2 contiguous shards keeps its look-ups."""
+def route_points(lookups: int, repeats: int, rng: np.random.Generator) -> list[list[float]]:
+    """Replay's routing step (shard 0 of 2 contiguous shards keeps its look-ups) timed over a grid of batch sizes
+    and bag lengths: [ids, queries, seconds] per point. A routing pass costs a dozen numpy calls whatever its size,
+    per id (mask, compaction) and per query (counts, prefix sums, the bag layout's sort): the grid separates them."""
     rows = 1 << 16
-    batch = _id_batch(lookups, rows, rng)
     task = _task(np.zeros((rows // 2, 16), np.float32), "GM")
-    task.shards, task.q1 = 2, len(batch.offsets) - 1
-    return _median_time(lambda: route(task, batch), repeats) / len(batch.rows)
+    task.shards = 2
+    out = []
+    for bag in ROUTE_BAGS:
+        for n in (ROUTE_SMALL_IDS, TASK_LOOKUPS, max(lookups, TASK_LOOKUPS)):
+            batch = _id_batch(n, rows, rng, bag)
+            task.q1 = len(batch.offsets) - 1
+            t = _median_time(lambda batch=batch: route(task, batch), repeats)
+            out.append([float(len(batch.rows)), float(task.q1), t])
+    return out
 
 
 def scan_s_per_id(lookups: int, repeats: int, rng: np.random.Generator) -> float:
@@ -413,7 +427,7 @@ def core_figures(b: Budget, big: np.ndarray, near: np.ndarray, far: np.ndarray, 
         rb: {bag: pool_cost_s(rb, TASK_LOOKUPS, reps, bag, one_length=True) for bag in POOL_BAGS}
         for rb in POOL_ROW_BYTES
     }
-    m["route_s_per_id"] = route_s_per_id(b.lookups, b.repeats, rng)
+    m["route_points"] = route_points(b.lookups, b.repeats * 5, rng)
     m["scan_s_per_id"] = scan_s_per_id(b.lookups, b.repeats, rng)
     m["sort_s_per_id_pass"] = sort_s_per_id_pass(b.lookups, b.repeats, rng)
     m["pin_s_per_id_step"] = pin_s_per_id_step(b.lookups, b.repeats, rng)
@@ -465,6 +479,8 @@ def median_figures(per_core: list[Any]) -> Any:
     first = per_core[0]
     if isinstance(first, dict):
         return {k: median_figures([d[k] for d in per_core]) for k in first}
+    if isinstance(first, list):
+        return [median_figures([d[i] for d in per_core]) for i in range(len(first))]
     return float(np.median(per_core))
 
 
@@ -544,6 +560,16 @@ def fit_task_grid(grid: list[list[float]]) -> tuple[float, float]:
     return max(float(launch), 0.0), max(float(per_task), 0.0)
 
 
+def fit_route(points: list[list[float]]) -> tuple[float, float, float]:
+    """(per_route_s, seconds per id, seconds per query): least squares of a routing pass's time
+    t = per_route + ids x c_id + queries x c_query over [ids, queries, t] points (none below zero), on relative
+    errors: the points span 256 to 65k ids, and small tasks (what a batch of 512 routes) must count as much."""
+    g = np.array(points, dtype=float)
+    A = np.column_stack([np.ones(len(g)), g[:, 0], g[:, 1]]) / g[:, 2:3]
+    fixed, per_id, per_query = np.linalg.lstsq(A, np.ones(len(g)), rcond=None)[0]
+    return max(float(fixed), 0.0), max(float(per_id), 0.0), max(float(per_query), 0.0)
+
+
 def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     """The `cpu` hardware profile whose model figures reproduce the measurements `m`."""
     clock = float(m["clock_hz"])
@@ -581,9 +607,9 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     }
     block_row, block_rate = fit_pooling(block)
     launch, per_task = fit_task_grid(m["task_grid"])
-    route_c, scan_c, sort_c, pin_c = (
-        cyc(float(m[k])) for k in ("route_s_per_id", "scan_s_per_id", "sort_s_per_id_pass", "pin_s_per_id_step")
-    )
+    per_route, route_id_s, route_query_s = fit_route(m["route_points"])
+    route_c, route_q = cyc(route_id_s), cyc(route_query_s)
+    scan_c, sort_c, pin_c = (cyc(float(m[k])) for k in ("scan_s_per_id", "sort_s_per_id_pass", "pin_s_per_id_step"))
     # numpy gathers every row, then pools them: the combined kernel costs the sum of the two, not the larger
     both, gather_64, pool_64 = cyc(float(m["gather_pool_dram_64B"])), gm_row, pool[64][POOL_BAG]
     chip_gm = max(float(m["chip_stream_bps"]), stream_rate * clock, gm_rate * clock)
@@ -673,8 +699,17 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             "measured",
         ),
         "core_types.core.route_cycles_per_id": (
-            f"replay's route() of a 2-shard contiguous task over {POOL_BAG}-id bags: mask, compaction of ids and "
-            f"query indices, per-query counts ({src})",
+            f"replay's route() of a 2-shard contiguous task on bags of {' and '.join(map(str, ROUTE_BAGS))} ids, "
+            f"{ROUTE_SMALL_IDS} ids to a bulk batch: least-squares slope per id of t = per_route + ids x c_id + "
+            f"queries x c_query (mask, compaction of ids and query indices) ({src})",
+            "measured",
+        ),
+        "core_types.core.route_cycles_per_query": (
+            f"the same fit's slope per query (per-query counts, prefix sums, the bag layout's sort) ({src})",
+            "measured",
+        ),
+        "overheads.per_route_s": (
+            f"the same fit's intercept: set-up of one routing pass (its dozen numpy calls) ({src})",
             "measured",
         ),
         "core_types.core.scan_cycles_per_id": (
@@ -732,6 +767,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
         block_pool_bytes_per_cycle=block_rate,
         block_pool_row_cycles=block_row,
         route_cycles_per_id=route_c,
+        route_cycles_per_query=route_q,
         scan_cycles_per_id=scan_c,
         sort_cycles_per_id=sort_c,
         pin_cycles_per_id=pin_c,
@@ -755,6 +791,7 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
             per_task_s=per_task,
             merge_sync_s=float(m["barrier_s"]),
             per_chunk_s=float(m["chunk_s"]),
+            per_route_s=per_route,
         ),
         provenance=prov,
     )

@@ -48,7 +48,8 @@ class CoreType:
     # block reduction; on a CPU numpy's (bags, length, dim) sum, 1.5-2.5x cheaper than bags of mixed lengths
     block_pool_bytes_per_cycle: float
     block_pool_row_cycles: float
-    route_cycles_per_id: float  # a sharded task keeping its own look-ups: test, compact id and query, count per query
+    route_cycles_per_id: float  # a sharded task keeping its own look-ups: test one id, compact it and its query
+    route_cycles_per_query: float  # the same task, per query of its replica's slice: count, prefix sum, bag layout
     scan_cycles_per_id: float  # a *-UB task, per id per streamed chunk: compare with the chunk's rows, keep the hits
     sort_cycles_per_id: float  # de-duplication sort, per id per pass (ceil(log2 n) passes for n ids)
     pin_cycles_per_id: float  # GM with pinned rows: test an id against the sorted pinned set, per id per search step
@@ -71,6 +72,7 @@ class Overheads:
     per_task_s: float  # set-up of one (table or shard) task on a core
     merge_sync_s: float  # one cross-core synchronisation before partial pooled vectors are merged
     per_chunk_s: float = 0.0  # set-up of one streamed chunk of a *-UB task (DMA issue and sync / loop step)
+    per_route_s: float = 0.0  # set-up of one sharded task's routing pass (its vector ops / numpy calls)
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,7 @@ OVERHEAD_FIGURES = (
     FieldSpec("per_task_s", float, "nonnegative", "s", "set-up of one table or shard task on a core"),
     FieldSpec("merge_sync_s", float, "nonnegative", "s", "one cross-core synchronisation before a merge"),
     FieldSpec("per_chunk_s", float, "nonnegative", "s", "set-up of one streamed chunk of a *-UB task"),
+    FieldSpec("per_route_s", float, "nonnegative", "s", "set-up of one sharded task's routing pass"),
 )
 CORE_FIGURES = (
     FieldSpec("count", int, "positive", "cores", "cores of this type"),
@@ -80,6 +81,9 @@ CORE_FIGURES = (
         "block_pool_row_cycles", float, "nonnegative", "cycles/row", "per-row pooling cost, all bags of one length"
     ),
     FieldSpec("route_cycles_per_id", float, "nonnegative", "cycles/id", "routing one look-up id to its shard"),
+    FieldSpec(
+        "route_cycles_per_query", float, "nonnegative", "cycles/query", "routing: count and lay out one query's bag"
+    ),
     FieldSpec("scan_cycles_per_id", float, "nonnegative", "cycles/id", "scanning one id against one streamed chunk"),
     FieldSpec("sort_cycles_per_id", float, "nonnegative", "cycles/id", "one sort pass over one id (de-duplication)"),
     FieldSpec("pin_cycles_per_id", float, "nonnegative", "cycles/id", "one search step of one id in the pinned set"),

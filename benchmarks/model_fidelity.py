@@ -204,6 +204,12 @@ def main() -> None:
         help="untimed batches before each replay's timed ones (4 quick, 10); a freshly forked worker's whole-batch "
         "tasks take 5-10 batches to reach their steady time, which is what the model predicts",
     )
+    ap.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="queries per batch (2048 quick, 4096); the search's and serving's default is 512",
+    )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
         "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {', '.join(WORKLOADS)} (all)"
@@ -216,6 +222,7 @@ def main() -> None:
     n_random = args.random if args.random is not None else (5 if quick else 16)
     batches, warmup, batch_size = (4, 4, 2048) if quick else (6, 10, 4096)
     warmup = args.warmup if args.warmup is not None else warmup
+    batch_size = args.batch_size if args.batch_size is not None else batch_size
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
     ab_rounds = args.ab_rounds if args.ab_rounds is not None else (8 if quick else 24)
     queries = 20_000 if quick else 60_000

@@ -86,6 +86,7 @@ def round_chip(
     per_task_s: float = 0.0,
     merge_sync_s: float = 0.0,
     per_chunk_s: float = 0.0,
+    per_route_s: float = 0.0,
     l1_resident: bool = True,
     l2_slices: int = 1,
     interleave_bytes: int = 256,
@@ -116,6 +117,7 @@ def round_chip(
         "pool_bytes_per_cycle": 128.0,
         "pool_row_cycles": 0.0,
         "route_cycles_per_id": 4 / 128,
+        "route_cycles_per_query": 0.0,
         "scan_cycles_per_id": 4 / 128,
         "sort_cycles_per_id": 4 / 128,
         "pin_cycles_per_id": 0.0,
@@ -140,6 +142,10 @@ def round_chip(
         l2_slices=l2_slices,
         interleave_bytes=interleave_bytes,
         overheads=Overheads(
-            launch_s=launch_s, per_task_s=per_task_s, merge_sync_s=merge_sync_s, per_chunk_s=per_chunk_s
+            launch_s=launch_s,
+            per_task_s=per_task_s,
+            merge_sync_s=merge_sync_s,
+            per_chunk_s=per_chunk_s,
+            per_route_s=per_route_s,
         ),
     )

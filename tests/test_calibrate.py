@@ -34,7 +34,10 @@ MEASURED = {
     "pool_s_per_row": {rb: {bag: (48 + rb / 2) / 2e9 for bag in (1, 2, 4, 8)} for rb in (64, 128, 256, 512)},
     # one-length bags: 20 cycles + row bytes / 4 B/cycle
     "block_pool_s_per_row": {rb: {bag: (20 + rb / 4) / 2e9 for bag in (1, 2, 4, 8)} for rb in (64, 128, 256, 512)},
-    "route_s_per_id": 10e-9,
+    # routing: 12 us + 10 ns per id + 5 ns per query, at bags of 1 and 4 ids
+    "route_points": [
+        [n, n // bag, 12e-6 + n * 10e-9 + (n // bag) * 5e-9] for bag in (1, 4) for n in (256, 4096, 65536)
+    ],
     "scan_s_per_id": 1e-9,
     "sort_s_per_id_pass": 2e-9,
     "pin_s_per_id_step": 5e-9,
@@ -71,7 +74,7 @@ def test_fit_by_hand() -> None:
     assert abs(core.pool_bytes_per_cycle - 2.0) < 1e-12 and abs(core.pool_row_cycles - 48.0) < 1e-9
     assert abs(core.block_pool_bytes_per_cycle - 4.0) < 1e-9 and abs(core.block_pool_row_cycles - 20.0) < 1e-9
     # id work at 2 GHz: 10 ns = 20 cycles per routed id, 1 ns = 2 per scanned id, 2 ns = 4 per id per sort pass
-    assert abs(core.route_cycles_per_id - 20.0) < 1e-9
+    assert abs(core.route_cycles_per_id - 20.0) < 1e-6 and abs(core.route_cycles_per_query - 10.0) < 1e-6
     assert abs(core.scan_cycles_per_id - 2.0) < 1e-9 and abs(core.sort_cycles_per_id - 4.0) < 1e-9
     assert abs(core.pin_cycles_per_id - 10.0) < 1e-9  # 5 ns per id per search step
     assert abs(core.gm_stream_bytes_per_cycle - 5.0) < 1e-12  # the chunked copy, not the random-row rate
@@ -79,6 +82,7 @@ def test_fit_by_hand() -> None:
     o = hw.overheads
     assert o.per_task_s == pytest.approx(8e-6, rel=1e-9) and o.launch_s == pytest.approx(60e-6, rel=1e-9)
     assert o.merge_sync_s == 30e-6 and o.per_chunk_s == 2e-6
+    assert o.per_route_s == pytest.approx(12e-6, rel=1e-6)
     assert hw.gm_bandwidth_bytes_per_s == 15e9
     assert all(conf in ("measured", "published", "derived") for _, conf in hw.provenance.values())
     assert hw.provenance["core_types.core.gm_read_bytes_per_cycle"][1] == "measured"

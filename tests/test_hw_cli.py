@@ -92,7 +92,7 @@ CASES = [
     ("unknown-top-key", B, r'^family = "ascend"', 'family = "ascend"\nvendor = "huawei"', "vendor",
      "not a known field"),
     ("misspelt-table", B, r"^\[chip\]\n", "[chip_]\n", "chip_", "not a known field"),
-    ("missing-table", B, r"^\[overheads\]\n(.*\n){4}", "", "overheads", "add a [overheads] table"),
+    ("missing-table", B, r"^\[overheads\]\n(.*\n){5}", "", "overheads", "add a [overheads] table"),
     ("missing-name", B, r'^name = "ascend910b"\n', "", "name", "is missing"),
     ("bad-core-name", B, r'^name = "cube"', 'name = "cube.v2"', "core_types[1].name", "only letters, digits"),
     ("missing-core-name", B, r'^name = "cube"\n', "", "core_types[1].name", "is missing"),

@@ -143,6 +143,15 @@ def test_routing_is_priced_per_id():
     assert run(prof, hw, b, strategy="GM", shards=2) == pytest.approx(2800 * NS + merge, rel=1e-12)
 
 
+def test_routing_is_priced_per_query_and_per_pass():
+    # as above, + 100 queries x 3 cycles of counting and bag layout = 300 cycles, + the pass's set-up 500 ns:
+    # 2800 + 300 + 500 = 3600 cycles a task; an unsharded task routes nothing and pays neither (5100, test_gm_strategy)
+    prof, hw, b = one_table(cores=2, route_cycles_per_id=1.0, route_cycles_per_query=3.0, per_route_s=500 * NS)
+    merge = 2 * 100 * (1 - math.exp(-1.0)) * 2 * 16 * 4 / 6.4e10
+    assert run(prof, hw, b, strategy="GM", shards=2) == pytest.approx(3600 * NS + merge, rel=1e-12)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)
+
+
 def test_gm_ub_streams_at_the_streaming_rate_and_scans_per_id():
     # stream 64,000 B at 64 B/cycle = 1000; compute: 4 chunks x 200 ids x 2 cycles = 1600 + gather 200 + pooling
     # 100 = 1900, added (no overlap): 2900; first chunk 16,384 / 64 = 256 + latency 100: 3256 cycles

@@ -15,7 +15,9 @@ units are cycles of the look-up core's clock until the per-task overhead (second
   Accumulators for all q queries must fit beside the two chunks; otherwise the queries are processed in
   groups and the shard is streamed once per group. Every chunk of every pass also costs `per_chunk_s` (its
   set-up: DMA issue and sync, or a loop step; seconds, like `per_task_s`).
-- Sharded tasks scan all q x pooling ids to keep their own (routing, `route_cycles_per_id` each); balanced
+- Sharded tasks scan all q x pooling ids to keep their own (routing, `route_cycles_per_id` each), count and lay
+  out the kept look-ups by query (`route_cycles_per_query` per query) and pay the pass's set-up once
+  (`per_route_s`, seconds: on a CPU a dozen numpy calls, ~12 us, as much as 500 routed ids); balanced
   shards also pay an id remap (one remap-table read per id, shared among the k shards), at L2 figures when the
   remap table (4 B per row) fits the chip's L2, else at GM figures. De-duplication sorts
   the ids first (`sort_cycles_per_id` per id per pass) and pools every look-up from the unique rows (a gather
@@ -253,6 +255,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     pool_rate, gather_rate = core.pool_bytes_per_cycle, core.gather_bytes_per_cycle
     pool_row, stream_gm = core.pool_row_cycles, core.gm_stream_bytes_per_cycle
     route_c, scan_c, sort_c = core.route_cycles_per_id, core.scan_cycles_per_id, core.sort_cycles_per_id
+    route_q = core.route_cycles_per_query
     pin_c = core.pin_cycles_per_id
     lat_gm, lat_l2, out = core.gm_latency_cycles, core.l2_latency_cycles, max(core.outstanding_requests, 1)
     l1_rate = roles.l1_to_staging_bytes_per_cycle or 1.0
@@ -263,7 +266,9 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
 
     # ---- serial steps before the pipelined loop
     sort = np.where(dedup, n * sort_c * np.maximum(1.0, np.ceil(np.log2(np.maximum(n, 2.0)))), 0.0)
-    route = np.where(k > 1, N * route_c, 0.0)
+    # routing: every id of the replica's slice is tested and the kept ones compacted (per id), then the kept
+    # look-ups are counted per query and laid out by bag (per query); its set-up is `per_route_s` (overheads)
+    route = np.where(k > 1, N * route_c + q * route_q, 0.0)
     # the remap table (REMAP_BYTES per row) is read where it lives: the chip's L2 when it fits there, else GM
     remap_in_l2 = bal & (ctx.rows[t] * REMAP_BYTES <= hw.l2_capacity_bytes)
     remap_lat = np.where(remap_in_l2, lat_l2 / out, lat_gm / out)
@@ -361,7 +366,11 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     bw_c = reload + np.where(mem_counts, mem - mem_lat, 0.0) + np.where(remap_is_lat, 0.0, remap)
     comp_c = sort + route + np.where(comp_counts, comp, 0.0)
     # fixed costs in seconds: the task's set-up, and each chunk's set-up on every pass of a *-UB task
-    overhead = hw.overheads.per_task_s + np.where(is_ub, groups * n_chunks * hw.overheads.per_chunk_s, 0.0)
+    overhead = (
+        hw.overheads.per_task_s
+        + np.where(k > 1, hw.overheads.per_route_s, 0.0)
+        + np.where(is_ub, groups * n_chunks * hw.overheads.per_chunk_s, 0.0)
+    )
     clock = ctx.clock_hz
     time_s = cycles / clock + overhead
     parts = np.stack([lat_c / clock, bw_c / clock, comp_c / clock, overhead])

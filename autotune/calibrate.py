@@ -498,6 +498,7 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
     l2 = _sysfs_cache(2) or 1 * MiB
     l3 = _sysfs_cache(3) or 8 * MiB
     m: dict[str, Any] = {"cpus": cpus, "l2_bytes": l2, "l3_bytes": l3, "line_bytes": _line_bytes()}
+    m["load_average_1min"] = os.getloadavg()[0]  # before any of our work: what other jobs add
     m["clock_hz"], m["cpu_model"], m["mem_total"] = _clock_hz(), _cpu_model(), _mem_total()
     say(f"allocating a {b.dram_bytes // MiB} MiB table (DRAM-sized) and the latency chase cycles")
     big = np.ones(b.dram_bytes // 4, dtype=np.float32)
@@ -776,7 +777,10 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     )
     hw = HardwareProfile(
         name="cpu",
-        description=f"This machine: {P} x {m['cpu_model']}, fitted by autotune calibrate on {when}",
+        description=(
+            f"This machine: {P} x {m['cpu_model']}, fitted by autotune calibrate on {when}"
+            + (f" (load average {float(m['load_average_1min']):.2f} at the start)" if "load_average_1min" in m else "")
+        ),
         family="cpu",
         clock_hz=clock,
         core_types=(core,),

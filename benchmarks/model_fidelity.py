@@ -195,7 +195,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=None, help="search trials for the tuned mapping (60 quick, 200)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved replay rounds per mapping (3 quick, 4)")
     ap.add_argument(
-        "--ab-rounds", type=int, default=None, help="back-to-back pairs of default-gather and tuned (8 quick, 24)"
+        "--ab-rounds", type=int, default=None, help="back-to-back pairs of default-gather and tuned (12 quick, 24)"
     )
     ap.add_argument(
         "--warmup",
@@ -208,7 +208,8 @@ def main() -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="queries per batch (2048 quick, 4096); the search's and serving's default is 512",
+        help="queries per batch (512: the search's and serving's default; larger batches leave a mapping less to "
+        "save on this machine, see docs/latency-model.md)",
     )
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
@@ -220,11 +221,11 @@ def main() -> None:
         ap.error(f"--workloads: choose from {', '.join(WORKLOADS)}")
     quick = args.quick
     n_random = args.random if args.random is not None else (5 if quick else 16)
-    batches, warmup, batch_size = (4, 4, 2048) if quick else (6, 10, 4096)
+    batches, warmup, batch_size = (6, 4, 512) if quick else (12, 10, 512)
     warmup = args.warmup if args.warmup is not None else warmup
     batch_size = args.batch_size if args.batch_size is not None else batch_size
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
-    ab_rounds = args.ab_rounds if args.ab_rounds is not None else (8 if quick else 24)
+    ab_rounds = args.ab_rounds if args.ab_rounds is not None else (12 if quick else 24)
     queries = 20_000 if quick else 60_000
     hw = get_hw(args.hw)
     n_trials = args.trials if args.trials is not None else (60 if quick else 200)

@@ -133,3 +133,24 @@ def test_a_dead_micro_benchmark_worker_is_an_error_not_a_hang() -> None:
 
     with pytest.raises(RuntimeError, match="worker died"):
         on_every_core([0, 0], _exit_on_second)
+
+
+def test_busy_machine_warning() -> None:
+    from autotune.loadcheck import BUSY_LOAD, busy_warning
+
+    assert busy_warning(0.0, 2) is None and busy_warning(BUSY_LOAD - 0.01, 2) is None
+    w = busy_warning(2.0, 2)
+    assert w is not None and w.startswith("warning: the load average is 2.00 on 2 CPUs")
+    assert "autotune calibrate" in w
+
+
+def test_calibrate_warns_on_a_busy_machine(tmp_path: Path, monkeypatch) -> None:
+    import autotune.calibrate as cal
+
+    monkeypatch.setenv("AUTOTUNE_HW_DIR", str(tmp_path / "hw"))
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    monkeypatch.setattr(cal, "measure", lambda quick, progress: MEASURED)
+    res = runner.invoke(app, ["calibrate"])
+    assert res.exit_code == 0, res.stderr
+    assert "warning: the load average is 3.00" in res.stderr
+    assert (tmp_path / "hw" / "cpu.toml").is_file()

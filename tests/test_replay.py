@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,6 +162,12 @@ def test_cli_json_and_errors(profile_dir: Path, tmp_path: Path) -> None:
     d = json.loads(res.stdout)
     for key in ("measured_latency_s", "p99_latency_s", "predicted_latency_s", "per_core"):
         assert key in d
+    # other jobs on the machine: a warning on stderr once the inputs are valid, the answer on stdout as before
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+        res = runner.invoke(app, [*base, "--batches", "2", "--warmup", "0", "-b", "64", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert "warning: the load average is 3.00" in res.stderr and "measured_latency_s" in json.loads(res.stdout)
 
     def fails(doc, *extra) -> str:
         mfile.write_text(json.dumps(doc) if not isinstance(doc, str) else doc)

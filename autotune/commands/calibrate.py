@@ -26,9 +26,15 @@ def register(app: typer.Typer) -> None:
         bandwidth, task and launch overheads, core count) and fit a `cpu` hardware profile (confidence
         "measured"), written atomically where `--hw cpu` finds it. `autotune replay` compares against it.
         """
+        import os
+
         from autotune.calibrate import fit, measure
         from autotune.hwload import hardware_to_dict, load_hardware, write_hardware
+        from autotune.loadcheck import busy_warning
 
+        warning = busy_warning(os.getloadavg()[0], len(os.sched_getaffinity(0)))
+        if warning:
+            err.print(warning)
         m = measure(quick=quick, progress=lambda msg: err.print(msg))
         hw = fit(m)
         path = write_hardware(hw, out)

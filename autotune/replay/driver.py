@@ -14,6 +14,7 @@ the machine hits every mapping alike.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ import numpy as np
 
 from autotune.errors import UserError
 from autotune.hardware import HardwareProfile
+from autotune.loadcheck import busy_warning
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction, predict
 from autotune.model.mapping import Mapping, validate_mapping
@@ -219,6 +221,7 @@ def replay(
     n_batches` batches) skips building tables and drawing batches; its first `warmup + n_batches` are run.
     `logs` replays those query logs' consecutive queries instead of batches drawn from the profile.
     """
+    load1 = os.getloadavg()[0]  # before replay's own work: what other jobs add
     say = progress or (lambda _m: None)
     check_scale(scale)
     if n_batches < 1:
@@ -263,6 +266,9 @@ def replay(
                 )
 
     say(f"running {warmup} warm-up + {n_batches} timed batch(es) of {batch_size} on {hw.n_cores} pinned core(s)")
+    warning = busy_warning(load1, len(usable_cpus()), "stop them for latencies the model can be judged against")
+    if warning:
+        say(warning)
     timings = run(tasks, batches, [t.dim for t in prof.tables], batch_size, hw.n_cores, check=check)
     res = _result(placed, pred, timings, tasks, names, batch_size, warmup, scale, cpus[: hw.n_cores])
     return replace(res, source=data.source)

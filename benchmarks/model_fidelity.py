@@ -21,6 +21,7 @@ ratios and its interquartile range. The last line is `spearman=<x> median_rel_er
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sys
 import tempfile
@@ -32,6 +33,7 @@ import numpy as np
 
 from analytics import analyze
 from autotune.hwload import dump_hardware_toml, load_hardware, resolve_hardware
+from autotune.loadcheck import busy_warning
 from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import score
@@ -227,6 +229,10 @@ def main() -> None:
     rounds = args.rounds if args.rounds is not None else (3 if quick else 4)
     ab_rounds = args.ab_rounds if args.ab_rounds is not None else (12 if quick else 24)
     queries = 20_000 if quick else 60_000
+    load1 = os.getloadavg()[0]  # other jobs inflate every measured latency
+    warning = busy_warning(load1, len(os.sched_getaffinity(0)), "the figures below are not the model's fault")
+    if warning:
+        print(warning, file=sys.stderr)
     hw = get_hw(args.hw)
     n_trials = args.trials if args.trials is not None else (60 if quick else 200)
     rnd = random.Random(args.seed)
@@ -299,7 +305,7 @@ def main() -> None:
     rho, tau = spearman(pred, meas), kendall(pred, meas)
     print(f"\n{len(rows)} mappings on {len(chosen)} workloads, hw {hw.name}, batch {batch_size}, "
           f"{rounds} interleaved rounds x {batches} timed batches each, round spread {np.median(spreads):.1%} "
-          f"({time.perf_counter() - t_start:.0f} s)")  # fmt: skip
+          f"({time.perf_counter() - t_start:.0f} s; load average {load1:.2f} at the start)")  # fmt: skip
     for wname in chosen:
         sel = np.array([r[0] == wname for r in rows])
         print(

@@ -345,3 +345,20 @@ def test_log_bag_separator_of_a_merged_profile() -> None:
     # merge_profiles keeps each merged profile's source under "sources"
     assert _multi_sep({"merged_from": ["a", "b"], "sources": [{"multi_sep": "|"}, {"multi_sep": "|"}]}) == "|"
     assert _multi_sep({"merged_from": ["a", "b"], "sources": [{}, {}]}) is None
+
+
+@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["checked-after-the-last-batch", "checked-between-batches"])
+def test_a_wrong_output_is_caught_in_either_check_mode(profile_dir: Path, two_core_hw, monkeypatch, budget) -> None:
+    import autotune.replay.runner as runner_mod
+    from autotune.replay.driver import ReplayMismatch
+
+    monkeypatch.setattr(runner_mod, "OUTPUT_BUDGET_BYTES", budget)
+    prof = load_profile(profile_dir)
+    data = prepare(prof, 64, 3, seed=0)
+    m = _mapping(prof.table_names, shards=2)
+    replay(prof, two_core_hw, m, 64, n_batches=2, warmup=1, data=data)  # right answers pass in this mode
+    bad = data.reference(2, 1).copy()
+    bad[5] += 1.0  # the reference of batch 2, table 1, query 5 no longer matches what replay computes
+    data._refs[(2, 1)] = bad
+    with pytest.raises(ReplayMismatch, match=rf"table {prof.table_names[1]!r}, batch 2: .* in 1 of 64 queries"):
+        replay(prof, two_core_hw, m, 64, n_batches=2, warmup=1, data=data)

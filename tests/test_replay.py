@@ -347,16 +347,13 @@ def test_log_bag_separator_of_a_merged_profile() -> None:
     assert _multi_sep({"merged_from": ["a", "b"], "sources": [{}, {}]}) is None
 
 
-@pytest.mark.parametrize("budget", [1 << 30, 0], ids=["checked-after-the-last-batch", "checked-between-batches"])
-def test_a_wrong_output_is_caught_in_either_check_mode(profile_dir: Path, two_core_hw, monkeypatch, budget) -> None:
-    import autotune.replay.runner as runner_mod
+def test_a_wrong_output_is_caught(profile_dir: Path, two_core_hw) -> None:
     from autotune.replay.driver import ReplayMismatch
 
-    monkeypatch.setattr(runner_mod, "OUTPUT_BUDGET_BYTES", budget)
     prof = load_profile(profile_dir)
     data = prepare(prof, 64, 3, seed=0)
     m = _mapping(prof.table_names, shards=2)
-    replay(prof, two_core_hw, m, 64, n_batches=2, warmup=1, data=data)  # right answers pass in this mode
+    replay(prof, two_core_hw, m, 64, n_batches=2, warmup=1, data=data)  # right answers pass
     bad = data.reference(2, 1).copy()
     bad[5] += 1.0  # the reference of batch 2, table 1, query 5 no longer matches what replay computes
     data._refs[(2, 1)] = bad

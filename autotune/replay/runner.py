@@ -7,11 +7,13 @@ queries of every sharded table (partial pooled vectors summed over shards), then
 latency is the last worker's end minus the first worker's start, so the barrier's wake-up spread (launch),
 the merge synchronisation and the merge itself are all in it.
 
-Batches run back to back, as a loaded server runs them: every batch writes its own output buffers, and the
-parent checks them all after the last batch (when they fit in OUTPUT_BUDGET_BYTES; beyond it, one set of
-buffers is checked between batches). Checking between batches leaves each table untouched for the length
-of the check (milliseconds): on the shared-cache VM this was measured on, a 10 MB table left alone for
-10 ms costs twice as much to gather from afterwards as one reused within 2 ms (docs/latency-model.md).
+Two passes over the batches. The timed pass runs them back to back into one set of output buffers, as a loaded
+server runs them: nothing happens between batches but the barrier. The check pass runs them again with the same
+workers and tasks, and the parent checks every batch's outputs against the reference between batches. (Checking
+inside the timed pass left every table untouched for the length of the check: on the shared-cache VM this was
+measured on, a 10 MB table left alone for 10 ms then gathered 2x slower. A fresh output buffer per batch, checked
+after the last, wrote every batch's outputs to cold memory instead: whole-batch tasks 1.5x slower.
+docs/latency-model.md.) The kernels are deterministic, so the checked pass computes what the timed pass did.
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from autotune.replay.plan import localise
 
 #: Seconds a barrier waits for the other workers before replay gives up (a worker died or hung).
 BARRIER_TIMEOUT_S = 300.0
-#: Most bytes of per-batch output buffers kept for the check after the last batch.
-OUTPUT_BUDGET_BYTES = 1 << 30
 
 
 def usable_cpus() -> list[int]:
@@ -103,7 +103,7 @@ def run(
     check: Callable[[int, list[np.ndarray]], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Timings:
-    """Run every batch on `n_workers` pinned workers; `check(batch index, outputs)` runs between batches."""
+    """Run every batch on `n_workers` pinned workers, timed; then again, `check(batch index, outputs)` after each."""
     cpus = usable_cpus()
     if n_workers > len(cpus):
         raise UserError(
@@ -112,15 +112,11 @@ def run(
             "(`autotune calibrate` writes a cpu profile with this machine's core count)"
         )
     nb, nt = len(batches), len(tasks)
-    per_set = batch_size * sum(dims) * 4
-    n_sets = nb if per_set * nb <= OUTPUT_BUDGET_BYTES else 1  # one set per batch, checked after the last one
-    out_sets = [[shared_array((batch_size, d), np.float32) for d in dims] for _ in range(n_sets)]
+    outs = [shared_array((batch_size, d), np.float32) for d in dims]
     partials = {i: shared_array((t.q1 - t.q0, dims[t.table]), np.float32) for i, t in enumerate(tasks) if t.shards > 1}
-    targets = [
-        [partials[i] if t.shards > 1 else outs[t.table][t.q0 : t.q1] for i, t in enumerate(tasks)] for outs in out_sets
-    ]
+    target = [partials[i] if t.shards > 1 else outs[t.table][t.q0 : t.q1] for i, t in enumerate(tasks)]
     has_merge = bool(partials)
-    job_sets = [_merge_jobs(tasks, outs, partials, n_workers, batch_size) for outs in out_sets]
+    jobs = _merge_jobs(tasks, outs, partials, n_workers, batch_size)
     times = shared_array((nb, n_workers, 3), np.float64)
     task_s = shared_array((nb, max(nt, 1)), np.float64)
     ctx = mp.get_context("fork")
@@ -133,25 +129,22 @@ def run(
             mine = [i for i, t in enumerate(tasks) if t.core == c]
             for i in mine:
                 localise(tasks[i])
-            for target, jobs in zip(targets, job_sets, strict=True):  # fault every output page in before timing
-                for i in mine:
-                    target[i].fill(0.0)
-                for out, _parts in jobs[c]:
-                    out.fill(0.0)
-            for b, batch in enumerate(batches):
-                target, jobs = targets[b % n_sets], job_sets[b % n_sets]
-                barrier.wait()
-                t0 = time.perf_counter()
-                for i in mine:
-                    s = time.perf_counter()
-                    run_task(tasks[i], batch[tasks[i].table], target[i])
-                    task_s[b, i] = time.perf_counter() - s
-                t1 = time.perf_counter()
-                if has_merge:
+            for timed in (True, False) if check is not None else (True,):
+                for b, batch in enumerate(batches):
                     barrier.wait()
-                    _merge(jobs[c])
-                times[b, c] = (t0, t1, time.perf_counter())
-                barrier.wait()
+                    t0 = time.perf_counter()
+                    for i in mine:
+                        s = time.perf_counter()
+                        run_task(tasks[i], batch[tasks[i].table], target[i])
+                        if timed:
+                            task_s[b, i] = time.perf_counter() - s
+                    t1 = time.perf_counter()
+                    if has_merge:
+                        barrier.wait()
+                        _merge(jobs[c])
+                    if timed:
+                        times[b, c] = (t0, t1, time.perf_counter())
+                    barrier.wait()
         except threading.BrokenBarrierError:
             pass
         except BaseException as exc:
@@ -163,18 +156,20 @@ def run(
     for p in procs:
         p.start()
     try:
-        for b in range(nb):
+        for b in range(nb):  # the timed pass: back to back
             barrier.wait()
             if has_merge:
                 barrier.wait()
             barrier.wait()
-            if check is not None and n_sets == 1:
-                check(b, out_sets[0])
             if progress is not None:
                 progress(b)
-        if check is not None and n_sets > 1:
-            for b in range(nb):
-                check(b, out_sets[b])
+        if check is not None:
+            for b in range(nb):  # the check pass
+                barrier.wait()
+                if has_merge:
+                    barrier.wait()
+                barrier.wait()
+                check(b, outs)
     except threading.BrokenBarrierError:
         message = errors.get() if not errors.empty() else "a worker stopped (killed, or out of memory?)"
         raise RuntimeError(f"replay failed: {message}") from None

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
 
 from autotune.console import emit_json, err
 from autotune.errors import UserError, handle_errors
+
+# One BLAS thread (unless the user set it): analyze's only BLAS calls are a few small products and fits per
+# table, and OpenBLAS's thread pool, started when numpy is first imported (below, in `analyze_command`),
+# spins a second core for about 0.05 s of every run. Set before numpy loads; later it has no effect.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _csv_list(value: str | None, option: str) -> list[str] | None:

@@ -9,6 +9,7 @@ it has to import DuckDB itself.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,19 +45,24 @@ def test_top_level_help_lists_every_command():
         assert name in res.stdout
 
 
-def _run_main(args: list[str]) -> tuple[int, str, list[str]]:
-    """`autotune ARGS` through `main` in a fresh interpreter: (exit code, stdout, heavy modules it imported)."""
+def _run_main(
+    args: list[str], watch: tuple[str, ...] = HEAVY, env: dict[str, str] | None = None
+) -> tuple[int, str, list[str], str | None]:
+    """`autotune ARGS` through `main` in a fresh interpreter: (exit code, stdout, the modules of `watch` it
+    imported, its OPENBLAS_NUM_THREADS at the end)."""
     code = (
-        "import json, sys\n"
+        "import json, os, sys\n"
         "from autotune.cli import main\n"
         f"sys.argv = ['autotune', *{args!r}]\n"
         "try:\n    main()\n    rc = 0\nexcept SystemExit as e:\n    rc = e.code or 0\n"
-        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
-        "print(json.dumps({'rc': rc, 'heavy': heavy}), file=sys.stderr)\n"
+        f"heavy = [m for m in {watch!r} if m in sys.modules]\n"
+        "blas = os.environ.get('OPENBLAS_NUM_THREADS')\n"
+        "print(json.dumps({'rc': rc, 'heavy': heavy, 'blas': blas}), file=sys.stderr)\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"} | (env or {})
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=environ)
     status = json.loads(proc.stderr.strip().splitlines()[-1])
-    return status["rc"], proc.stdout, status["heavy"]
+    return status["rc"], proc.stdout, status["heavy"], status["blas"]
 
 
 def _criteo_log(path: Path, rows: int, bad_line: int | None = None) -> None:
@@ -72,7 +78,7 @@ def _criteo_log(path: Path, rows: int, bad_line: int | None = None) -> None:
 def test_fast_path_imports_no_duckdb_and_no_search_stack(tmp_path):
     log = tmp_path / "day.tsv"
     _criteo_log(log, 200)
-    rc, out, heavy = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
+    rc, out, heavy, _ = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
     assert rc == 0
     got = json.loads(out)
     assert got["rows_read"] == 200 and got["rows_skipped"] == 0
@@ -80,10 +86,28 @@ def test_fast_path_imports_no_duckdb_and_no_search_stack(tmp_path):
     assert heavy == []
 
 
+def test_hash_rows_need_neither_pyarrow_compute_nor_numpy_ma_and_blas_runs_one_thread(tmp_path):
+    # the benchmark's case: a model gives every table's rows, so ids are hashed (no integer or sort test)
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 200)
+    model = tmp_path / "model.toml"
+    model.write_text("".join(f'[[tables]]\nname = "C{i}"\nrows = 1000\ndim = 16\n\n' for i in range(1, 27)))
+    args = ["analyze", str(log), "--format", "criteo", "--model", str(model), "--out", str(tmp_path / "p"), "--json"]
+    watch = (*HEAVY, "pyarrow.compute", "numpy.ma")
+    rc, out, heavy, blas = _run_main(args, watch)
+    assert rc == 0 and heavy == [] and blas == "1"
+    got = json.loads(out)
+    assert [t["row_map"] for t in got["tables"]] == ["hash"] * 26
+    assert sum(t["accesses"] for t in got["tables"]) == 200 * 26  # every cell of the log is an id
+    # a user's own setting stands
+    rc, _, _, blas = _run_main(args, watch, env={"OPENBLAS_NUM_THREADS": "3"})
+    assert rc == 0 and blas == "3"
+
+
 def test_duckdb_path_imports_duckdb_when_it_needs_it(tmp_path):
     log = tmp_path / "day.tsv"
     _criteo_log(log, 50, bad_line=7)  # a short line: not provably clean, so DuckDB skips and locates it
-    rc, out, heavy = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
+    rc, out, heavy, _ = _run_main(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
     assert rc == 0
     got = json.loads(out)
     assert (got["rows_read"], got["rows_skipped"]) == (49, 1)

@@ -54,7 +54,7 @@ def _run_main(
         "import json, os, sys\n"
         "from autotune.cli import main\n"
         f"sys.argv = ['autotune', *{args!r}]\n"
-        "try:\n    main()\n    rc = 0\nexcept SystemExit as e:\n    rc = e.code or 0\n"
+        "try:\n    main(fast_exit=False)\n    rc = 0\nexcept SystemExit as e:\n    rc = e.code or 0\n"
         f"heavy = [m for m in {watch!r} if m in sys.modules]\n"
         "blas = os.environ.get('OPENBLAS_NUM_THREADS')\n"
         "print(json.dumps({'rc': rc, 'heavy': heavy, 'blas': blas}), file=sys.stderr)\n"

@@ -115,6 +115,61 @@ def test_duckdb_path_imports_duckdb_when_it_needs_it(tmp_path):
     assert "duckdb" in heavy and not {"optuna", "matplotlib", "autotune.search", "autotune.model"} & set(heavy)
 
 
+def _console_script(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """`autotune ARGS` as the console script runs it: `main()` with its fast exit."""
+    code = f"import sys\nfrom autotune.cli import main\nsys.argv = ['autotune', *{args!r}]\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_fast_exit_keeps_the_exit_status_and_every_byte_of_output(tmp_path):
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 300)
+    ok = _console_script(["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"])
+    assert ok.returncode == 0
+    got = json.loads(ok.stdout)  # the whole JSON object arrived before the process ended
+    assert got["rows_read"] == 300 and len(got["tables"]) == 26
+    assert json.loads((tmp_path / "p" / "profile.json").read_text())["queries"] == 300
+    bad = _console_script(["analyze", str(tmp_path / "missing.tsv"), "--json"])
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr == f"error: {tmp_path / 'missing.tsv'}: no such file or folder\n"
+    usage = _console_script(["analyze", "--no-such-option"])
+    assert usage.returncode == 2 and "No such option" in usage.stderr
+
+
+def test_no_garbage_collection_during_start_up_and_collection_during_the_work(tmp_path):
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 50)
+    args = ["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"]
+    code = (
+        "import functools, gc, json, sys\n"
+        "import analytics\n"
+        "import autotune.commands.analyze as cmd\n"
+        "from autotune.cli import main\n"
+        "command, work = cmd.analyze_command, analytics.analyze\n"
+        "@functools.wraps(command)\n"
+        "def spy_command(*a, **k):\n"
+        "    print(json.dumps({'command starts, gc on': gc.isenabled()}), file=sys.stderr)\n"
+        "    return command(*a, **k)\n"
+        "def spy_work(*a, **k):\n"
+        "    print(json.dumps({'work starts, gc on': gc.isenabled()}), file=sys.stderr)\n"
+        "    return work(*a, **k)\n"
+        "cmd.analyze_command, analytics.analyze = spy_command, spy_work\n"
+        f"sys.argv = ['autotune', *{args!r}]\n"
+        "main()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["rows_read"] == 50
+    seen = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert seen == [{"command starts, gc on": False}, {"work starts, gc on": True}]
+
+
+def test_exit_status_follows_python():
+    from autotune.cli import exit_status
+
+    assert [exit_status(None), exit_status(0), exit_status(2), exit_status(256 + 3)] == [0, 0, 2, 3]
+    assert exit_status("a message") == 1
+
+
 def test_bad_memory_limit_is_one_clear_line(tmp_path):
     log = tmp_path / "day.tsv"
     _criteo_log(log, 20)

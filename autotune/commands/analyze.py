@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def analyze_command(
     reuse histogram, row-range masses and hot ids (profile.json + counts.parquet)."""
     from analytics import analyze
 
+    gc.enable()  # start-up is over: `autotune.cli.main` turns the collector off until here (see FAST_EXIT)
     with err.status("analysing logs") as status:
         result = analyze(
             logs,

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from analytics.arrays import int_numpy
+from analytics.arrays import int_numpy, large_strings
 from autotune.errors import UserError
 
 ROW_MAPS: tuple[str, ...] = ("hash", "identity", "dense")
@@ -25,8 +24,7 @@ FNV_PRIME = np.uint64(0x100000001B3)
 
 def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
     """FNV-1a 64-bit hash of each string's UTF-8 bytes (uint64), vectorised over byte positions."""
-    arr = pa.array(ids, type=pa.large_string()) if isinstance(ids, list) else ids.cast(pa.large_string())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    arr = pa.array(ids, type=pa.large_string()) if isinstance(ids, list) else large_strings(ids)
     if arr.null_count:
         raise ValueError("ids must not be null")
     n = len(arr)
@@ -58,11 +56,20 @@ def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
 def integer_ids(ids: pa.Array) -> np.ndarray | None:
     """The ids as int64 when every one is a decimal integer, else None (a failed cast is slow: the first
     ids are tried alone first)."""
+    import pyarrow.compute as pc  # here, not at the top: `hash`, the row map of model tables, needs none
+
     try:
         pc.cast(ids.slice(0, 256), pa.int64())
         return int_numpy(pc.cast(ids, pa.int64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+
+
+def _string_order(ids: pa.Array) -> np.ndarray:
+    """Positions of the ids in code-point order."""
+    import pyarrow.compute as pc
+
+    return int_numpy(pc.sort_indices(ids))
 
 
 def map_rows(ids: pa.Array, mode: str, rows: int | None, table: str) -> tuple[np.ndarray, int]:
@@ -94,8 +101,7 @@ def map_rows(ids: pa.Array, mode: str, rows: int | None, table: str) -> tuple[np
                 "use --row-map hash"
             )
         as_int = integer_ids(ids)
-        key = as_int if as_int is not None else int_numpy(pc.sort_indices(ids))
-        order = np.argsort(key, kind="stable") if as_int is not None else key
+        order = np.argsort(as_int, kind="stable") if as_int is not None else _string_order(ids)
         row = np.empty(n, dtype=np.int64)
         row[order] = np.arange(n, dtype=np.int64)
         return row, size

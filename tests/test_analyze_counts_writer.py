@@ -46,6 +46,22 @@ def test_counts_read_back_with_the_schema_and_every_row(tmp_path):
     assert not _writer_threads()
 
 
+def test_only_the_table_column_has_statistics_and_a_filtered_read_skips_the_rest(tmp_path):
+    path = tmp_path / COUNTS_FILE
+    with CountsWriter(path) as w:
+        for t in TABLES:
+            w.add(*_arrays(*t))
+    meta = pq.ParquetFile(path).metadata
+    for g in range(meta.num_row_groups):
+        cols = {meta.schema.column(i).name: meta.row_group(g).column(i) for i in range(meta.num_columns)}
+        assert cols["table"].is_stats_set and cols["table"].statistics.has_min_max
+        assert not any(cols[c].is_stats_set for c in ("id", "row", "count"))
+        assert cols["id"].compression == "UNCOMPRESSED" and cols["count"].compression == "LZ4"
+    # how replay reads one table's rows: a filter on the table column (its statistics skip the other groups)
+    got = pq.read_table(path, columns=["table", "id", "row"], filters=[("table", "=", "b")])
+    assert got.to_pylist() == [{"table": "b", "id": "y", "row": 7}, {"table": "b", "id": "q", "row": 3}]
+
+
 def test_no_tables_is_an_empty_file_with_the_schema(tmp_path):
     with CountsWriter(tmp_path / COUNTS_FILE):
         pass

@@ -208,3 +208,43 @@ def test_arrow_helpers_round_trip():
     assert a.type == pa.int64() and a.to_pylist() == [3, -1, 7]
     assert repeat_dictionary("C1", 3).to_pylist() == ["C1", "C1", "C1"]
     assert repeat_dictionary("", 2).to_pylist() == ["", ""] and len(repeat_dictionary("x", 0)) == 0
+
+
+def test_rank_grid_against_a_plain_python_grid():
+    # the grid by its definition: 0, round(2^(k/4)) below distinct (repeats once), distinct
+    for distinct in [*range(0, 300), 1000, 2**20 - 1, 2**20, 2**20 + 1, 39_884_406]:
+        pts = {0, distinct} | {round(2 ** (k / 4)) for k in range(0, 200) if round(2 ** (k / 4)) < distinct}
+        want = [0] if distinct <= 0 else sorted(pts)
+        grid = stats.rank_grid(distinct)
+        assert grid.dtype == np.int64 and grid.tolist() == want, distinct
+
+
+def test_strings_at_reads_the_buffers_like_take():
+    from analytics.arrays import strings_at
+
+    words = ["", "a", "ß", "日本", "xyz" * 10, "😀x", "9f3e01ab"]
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, len(words), 400).tolist()
+    for typ in (pa.string(), pa.large_string()):
+        arr = pa.array([words[i] for i in picks], typ)
+        sliced = arr.slice(17, 300)  # a non-zero array offset
+        chunked = pa.chunked_array([arr.slice(0, 150), arr.slice(150)])
+        for a, plain in ((arr, [words[i] for i in picks]), (sliced, [words[i] for i in picks[17:317]]),
+                         (chunked, [words[i] for i in picks])):  # fmt: skip
+            pos = rng.integers(0, len(a), 60)
+            assert strings_at(a, pos) == [plain[i] for i in pos.tolist()]
+            assert strings_at(a, np.zeros(0, dtype=np.int64)) == []
+    # with nulls (or another type) it falls back to take, with the same answer
+    assert strings_at(pa.array(["x", None, "z"]), np.array([2, 0, 1])) == ["z", "x", None]
+    assert strings_at(pa.array([5, 6, 7]), np.array([2, 0])) == [7, 5]
+
+
+def test_large_strings_casts_only_what_is_not_large_string_already():
+    from analytics.arrays import large_strings
+
+    big = pa.array(["a", "bc"], pa.large_string())
+    assert large_strings(big) is big  # no cast, no copy
+    small = large_strings(pa.array(["a", "bc"], pa.string()))
+    assert small.type == pa.large_string() and small.to_pylist() == ["a", "bc"]
+    chunked = large_strings(pa.chunked_array([pa.array(["a"]), pa.array(["b", "c"])]))
+    assert isinstance(chunked, pa.Array) and chunked.to_pylist() == ["a", "b", "c"]

@@ -71,10 +71,18 @@ def test_polish_reaches_a_local_optimum_over_single_table_moves() -> None:
     ctx = small_ctx()
     for name, start in sorted(all_baselines(ctx).items()):
         s0 = score(ctx, start)
-        overrides, latency = polish_tables(ctx, start, budget_s=60.0)
+        heard: list[tuple[dict, float]] = []
+        overrides, latency = polish_tables(
+            ctx, start, budget_s=60.0, on_sweep=lambda o, lat, h=heard: h.append((o, lat))
+        )
         polished = apply_overrides(start, overrides)
         s = score(ctx, polished)
         assert s.feasible and s.latency_s == latency
+        # every point reported on the way is what its overrides give, none worse than the one before
+        for o, lat in heard:
+            assert score(ctx, apply_overrides(start, o)).latency_s == lat
+        assert [lat for _, lat in heard] == sorted((lat for _, lat in heard), reverse=True)
+        assert not heard or heard[-1] == (overrides, latency)
         if s0.feasible:
             assert latency <= s0.latency_s
         # brute force: no single table's candidate lowers the latency any further

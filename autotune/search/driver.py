@@ -195,8 +195,9 @@ TABLE_POLISH_BUDGET_S = 30.0
 def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: SearchSpace, registry: Path) -> None:
     """Coordinate descent from each of the best few distinct feasible trials (one start alone often ends in the
     local optimum the sampler happened to find first), then table-by-table descent (`tablepolish.py`) from the
-    best point reached; that point, if better than every trial, is told to the study as a trial (its per-table
-    overrides in the trial's `TABLES_ATTR` user attribute)."""
+    best point reached. Every point better than all trials so far is told to the study as a trial as soon as it
+    is reached (after the coordinate descent, after each sweep of the table descent; per-table overrides in the
+    trial's `TABLES_ATTR` user attribute), so the study's history shows when the search got there."""
     feasible = sorted(_feasible(study), key=lambda t: t.values[0])
     if not feasible:
         return
@@ -206,6 +207,13 @@ def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: Sea
             starts.append(t)
         if len(starts) == POLISH_STARTS:
             break
+    objective = make_objective(problem, ctx, space)
+
+    def tell(params: dict[str, Any], attrs: dict[str, Any]) -> None:
+        study.enqueue_trial(params, user_attrs=attrs)
+        with registered_worker(registry):
+            study.optimize(objective, n_trials=1)
+
     deadline = time.monotonic() + POLISH_BUDGET_S
     best_params, best_latency, origin = None, feasible[0].values[0], None
     for start in starts:
@@ -218,18 +226,20 @@ def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: Sea
         if latency < best_latency * (1 - 1e-12):
             best_params, best_latency, origin = params, latency, start.number
     top = feasible[0]
-    params = best_params if best_params is not None else dict(top.params)
-    before = {} if best_params is not None else dict(top.user_attrs.get(TABLES_ATTR) or {})
-    start_mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(params)), before)
-    overrides, latency = polish_tables(ctx, start_mapping, TABLE_POLISH_BUDGET_S)
-    attrs: dict[str, Any] = {"polished_from": origin if best_params is not None else top.number}
-    if latency < best_latency * (1 - 1e-12):
-        best_params, best_latency = params, latency
-        attrs[TABLES_ATTR] = {**before, **overrides}
     if best_params is not None:
-        study.enqueue_trial(best_params, user_attrs=attrs)
-        with registered_worker(registry):
-            study.optimize(make_objective(problem, ctx, space), n_trials=1)
+        tell(best_params, {"polished_from": origin})
+        params, before = best_params, {}
+    else:
+        params, before, origin = dict(top.params), dict(top.user_attrs.get(TABLES_ATTR) or {}), top.number
+    told = [best_latency]
+
+    def on_sweep(overrides: dict[str, list], latency: float) -> None:
+        if latency < told[0] * (1 - 1e-12):
+            told[0] = latency
+            tell(params, {"polished_from": origin, TABLES_ATTR: {**before, **overrides}})
+
+    start_mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(params)), before)
+    polish_tables(ctx, start_mapping, TABLE_POLISH_BUDGET_S, on_sweep=on_sweep)
 
 
 def _run_pool(

@@ -14,8 +14,8 @@ and a resumed search all reproduce it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingABC
-from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -29,6 +29,8 @@ from autotune.model.strategies import Knobs, shard_arrays
 #: The trial user attribute holding a polished trial's per-table knobs: {table: [r, k, sharding, strategy,
 #: hot rows, dedup, chunk bytes]}.
 TABLES_ATTR = "tables"
+#: Hears each point the descent reaches: its overrides and latency.
+Listener = Callable[[dict[str, list], float], None]
 MAX_SWEEPS = 100  # the budget ends it first on large workloads
 
 
@@ -79,9 +81,15 @@ def candidates(ctx: ModelContext, t: int) -> list[Knobs]:
     return [grid[int(ok[i])] for i in front]
 
 
-def polish_tables(ctx: ModelContext, mapping: Mapping, budget_s: float) -> tuple[dict[str, list], float]:
+def polish_tables(
+    ctx: ModelContext,
+    mapping: Mapping,
+    budget_s: float,
+    on_sweep: Listener | None = None,
+) -> tuple[dict[str, list], float]:
     """The per-table overrides reached from `mapping` by single-table moves (within `budget_s`), and the
-    latency they give (inf if the mapping and every move are infeasible). Tables are visited heaviest first."""
+    latency they give (inf if the mapping and every move are infeasible). Tables are visited heaviest first;
+    `on_sweep(overrides, latency)` hears the point reached after every sweep that moved a table and at the end."""
     deadline = time.monotonic() + budget_s
     base = replace(mapping, tables=tuple(replace(tm, placement=None) for tm in mapping.tables))
     tables = list(base.tables)
@@ -105,7 +113,10 @@ def polish_tables(ctx: ModelContext, mapping: Mapping, budget_s: float) -> tuple
                 if cand == tables[i]:
                     continue
                 if time.monotonic() > deadline:
-                    return _overrides(tables, changed), best
+                    if move is not None:
+                        tables = move
+                        changed.add(i)
+                    return _report(tables, changed, best, on_sweep)
                 trial = [*tables[:i], cand, *tables[i + 1 :]]
                 s = score(ctx, Mapping(tables=tuple(trial)))
                 # lower latency, or the same with less time over all cores: a move off the busiest core that
@@ -117,11 +128,22 @@ def polish_tables(ctx: ModelContext, mapping: Mapping, budget_s: float) -> tuple
                 changed.add(i)
         if not improved:
             break
-    return _overrides(tables, changed), best
+        if on_sweep is not None:
+            on_sweep(_overrides(tables, changed), best)
+    return _report(tables, changed, best, on_sweep)
 
 
 def _overrides(tables: list[TableMapping], changed: set[int]) -> dict[str, list]:
     return {tables[i].name: knobs_of(tables[i]) for i in sorted(changed)}
+
+
+def _report(
+    tables: list[TableMapping], changed: set[int], best: float, on_sweep: Listener | None
+) -> tuple[dict[str, list], float]:
+    out = _overrides(tables, changed)
+    if on_sweep is not None and changed:
+        on_sweep(out, best)
+    return out, best
 
 
 def _cost_all(ctx: ModelContext, tables: list[TableMapping], fronts: list[list[Knobs]]) -> None:

@@ -78,39 +78,69 @@ def knob_grid(ctx: ModelContext, t: int) -> list[Knobs]:
     return out
 
 
+@dataclass(frozen=True)
+class GridFigures:
+    """Per grid point of one table (in `knob_grid` order), the figures the bound and the table descent compare."""
+
+    knobs: list[Knobs]
+    work: np.ndarray  # time of all its tasks
+    slowest: np.ndarray  # time of its slowest task
+    gm: np.ndarray  # GM bytes per batch
+    l2: np.ndarray  # L2 bytes per batch
+    merge: np.ndarray  # merge bytes per batch (0 with one shard)
+    kept: np.ndarray  # on-chip bytes kept across batches by all its tasks (the capped memories)
+    kept_max: np.ndarray  # ... by its largest task
+    fits: np.ndarray  # every task fits a core on its own
+
+
+def _separate(ctx: ModelContext) -> bool:
+    """Whether the resident memory is capped apart from staging (else only staging bytes are)."""
+    return ctx.roles.resident is not None and not ctx.roles.shared
+
+
+def grid_figures(ctx: ModelContext, t: int) -> GridFigures:
+    """Every grid point of table t costed by the model in one vectorised pass."""
+    grid = knob_grid(ctx, t)
+    a = shard_arrays(ctx, [(t, knobs) for knobs in grid])
+    starts, r = a["starts"], a["replicas"]
+    kept = a["kept_stg"] + (a["kept_res"] if _separate(ctx) else 0.0)
+    touched = np.add.reduceat(a["touched"], starts)
+    return GridFigures(
+        knobs=grid,
+        work=np.add.reduceat(a["time_s"], starts) * r,
+        slowest=np.maximum.reduceat(a["time_s"], starts),
+        gm=np.add.reduceat(a["gm_bytes"], starts) * r,
+        l2=np.add.reduceat(a["l2_bytes"], starts) * r,
+        merge=merge_bytes(ctx, np.full(len(starts), t, dtype=np.intp), a["shards"], touched),
+        kept=np.add.reduceat(kept, starts) * r,
+        kept_max=np.maximum.reduceat(kept, starts),
+        fits=np.logical_and.reduceat(a["fits"], starts),
+    )
+
+
 def lower_bound(ctx: ModelContext) -> LowerBound:
     """The lower bound over the knob grid (see the module docstring)."""
     cached = ctx.__dict__.get("_lower_bound")
     if cached is not None:
         return cached
     roles = ctx.roles
-    separate = roles.resident is not None and not roles.shared  # else only staging bytes are capped
+    separate = _separate(ctx)
     capacity = ctx.n_cores * (roles.staging.capacity_bytes + (roles.resident.capacity_bytes if separate else 0))
     work, largest, gm, l2 = [], [], [], []
     points: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per table: work, kept bytes, slowest task
     configs: list[_Configs] = []
     for t in range(len(ctx.tables)):
-        entries = [(t, knobs) for knobs in knob_grid(ctx, t)]
-        a = shard_arrays(ctx, entries)
-        starts, r = a["starts"], a["replicas"]
-        total = np.add.reduceat(a["time_s"], starts) * r
-        slowest = np.maximum.reduceat(a["time_s"], starts)
-        fits = np.logical_and.reduceat(a["fits"], starts)
-        gmb = np.add.reduceat(a["gm_bytes"], starts) * r
-        l2b = np.add.reduceat(a["l2_bytes"], starts) * r
-        kept = a["kept_stg"] + (a["kept_res"] if separate else 0.0)
-        keptb = np.add.reduceat(kept, starts) * r
+        f = grid_figures(ctx, t)
+        fits = f.fits
         if not fits.any():  # nothing on the grid runs this table: the bound ignores it rather than lie
             continue
-        work.append(total[fits].min())
-        largest.append(slowest[fits].min())
-        gm.append(gmb[fits].min())
-        l2.append(l2b[fits].min())
-        points.append((total[fits], keptb[fits], slowest[fits]))
-        t_e = np.full(len(starts), t, dtype=np.intp)
-        touched = np.add.reduceat(a["touched"], starts)
-        merge_s = merge_bytes(ctx, t_e, a["shards"], touched) / ctx.merge_bytes_per_s
-        configs.append(_Configs(total[fits], gmb[fits], l2b[fits], merge_s[fits], keptb[fits], slowest[fits]))
+        work.append(f.work[fits].min())
+        largest.append(f.slowest[fits].min())
+        gm.append(f.gm[fits].min())
+        l2.append(f.l2[fits].min())
+        points.append((f.work[fits], f.kept[fits], f.slowest[fits]))
+        merge_s = f.merge[fits] / ctx.merge_bytes_per_s
+        configs.append(_Configs(f.work[fits], f.gm[fits], f.l2[fits], merge_s, f.kept[fits], f.slowest[fits]))
     total_work = max(float(sum(work)), _memory_priced_work(points, capacity))
     hw = ctx.hw
     avg = total_work / ctx.n_cores

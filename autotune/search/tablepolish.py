@@ -20,11 +20,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from autotune.model.bounds import knob_grid
+from autotune.model.bounds import grid_figures
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import score, table_costs_for
 from autotune.model.mapping import Mapping, TableMapping
-from autotune.model.strategies import Knobs, shard_arrays
+from autotune.model.strategies import Knobs
 
 #: The trial user attribute holding a polished trial's per-table knobs: {table: [r, k, sharding, strategy,
 #: hot rows, dedup, chunk bytes]}.
@@ -53,32 +53,19 @@ def knobs_of(tm: TableMapping) -> list:
 
 def candidates(ctx: ModelContext, t: int) -> list[Knobs]:
     """Table t's grid points that run alone on a core and that no other such point matches or beats on total
-    work, slowest task, kept bytes of one task, GM + L2 bytes and merge bytes (the others cannot lower the
-    latency where one of these would not)."""
-    grid = knob_grid(ctx, t)
-    a = shard_arrays(ctx, [(t, k) for k in grid])
-    starts, r = a["starts"], a["replicas"]
-    fits = np.logical_and.reduceat(a["fits"], starts)
-    roles = ctx.roles
-    kept = a["kept_stg"] + (a["kept_res"] if roles.resident is not None and not roles.shared else 0.0)
-    figures = np.stack(
-        [
-            np.add.reduceat(a["time_s"], starts) * r,
-            np.maximum.reduceat(a["time_s"], starts),
-            np.maximum.reduceat(kept, starts),
-            (np.add.reduceat(a["gm_bytes"], starts) + np.add.reduceat(a["l2_bytes"], starts)) * r,
-            np.where(a["shards"] > 1, np.add.reduceat(a["touched"], starts), 0.0),  # merge bytes / (2 B dim 4)
-        ],
-        axis=1,
-    )
-    ok = np.flatnonzero(fits)
+    work, slowest task, kept bytes of one task, GM + L2 bytes and merge bytes. The others are left out: they
+    seldom lower the latency where these do not (the assignment also sees how a table's time and bytes spread
+    over its tasks), and leaving them out cuts the moves about tenfold."""
+    f = grid_figures(ctx, t)
+    figures = np.stack([f.work, f.slowest, f.kept_max, f.gm + f.l2, f.merge], axis=1)
+    ok = np.flatnonzero(f.fits)
     x = figures[ok]
     front: list[int] = []
     for i in np.lexsort(x.T[::-1]):  # lexicographic order: a point can only be matched by one before it
         if front and bool(np.all(x[front] <= x[i], axis=1).any()):
             continue
         front.append(int(i))
-    return [grid[int(ok[i])] for i in front]
+    return [f.knobs[int(ok[i])] for i in front]
 
 
 def polish_tables(

@@ -296,3 +296,30 @@ def test_lower_bound_never_above_the_enumerated_optimum(merge_sync_s: float) -> 
     assert any(t.shards > 1 for t in best_mapping.tables) == (merge_sync_s == 0.0)
     # the merge is what the span term misses here: the combined term is the larger
     assert lb.combined_s > lb.span_work_s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lower_bound_never_above_the_enumerated_optimum_on_random_workloads(seed: int) -> None:
+    # Random two-table workloads on two cores of a hand-made chip or of a bundled profile cut to two cores (a CPU
+    # whose cores cache GM reads; the 910A with L1 and UB): the bound against every grid mapping, scored.
+    rng = random.Random(seed)
+    tables = [
+        zipf_table(
+            f"t{i}",
+            rows=rng.choice([50, 3000, 6000, 40_000, 300_000]),
+            alpha=rng.choice([0.3, 0.8, 1.1, 1.3]),
+            dim=rng.choice([16, 64, 128]),
+            pooling=rng.choice([1.0, 3.0, 8.0]),
+            contiguous=rng.random() < 0.5,
+        )
+        for i in range(2)
+    ]
+    if seed % 3 == 0:
+        hw = round_chip(cores=2, l2_bytes=1 << 18, per_task_s=2e-7, launch_s=1e-6, merge_sync_s=3e-7)
+    else:
+        base = load_hardware("cpu-generic" if seed % 3 == 1 else "ascend910a")
+        hw = replace(base, core_types=(replace(base.core_types[0], count=2), *base.core_types[1:]))
+    ctx = ModelContext(workload(*tables), hw, rng.choice([64, 512]))
+    scores = [s.latency_s for s in map(lambda m: score(ctx, m), all_grid_mappings(ctx)) if s.feasible]
+    assert scores
+    assert lower_bound(ctx).latency_s <= min(scores)

@@ -99,7 +99,7 @@ def test_baselines_json_and_written_mappings(prof_dir, tmp_path):
     assert all(b["latency_s"] >= d["lower_bound_s"] for b in d["baselines"])
     # the bound is the largest of its parts (each a valid bound on its own), none of them above it
     parts = d["lower_bound"]
-    assert set(parts) == {"average_work_s", "largest_task_s", "gm_bound_s", "l2_bound_s", "span_work_s"}
+    assert set(parts) == {"average_work_s", "largest_task_s", "gm_bound_s", "l2_bound_s", "span_work_s", "combined_s"}
     assert max(parts.values()) <= d["lower_bound_s"]
     for b in d["baselines"]:
         f = outdir / f"{b['name']}.json"

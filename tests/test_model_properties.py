@@ -235,3 +235,91 @@ def test_span_constrained_work_by_hand() -> None:
     assert _span_constrained_work([a, b], capacity=1.0, cores=2) == pytest.approx(7e-6)
     # with three cores the balanced work (14 / 3) falls below A's 6 us task: the bound is 6 us
     assert _span_constrained_work([a, b], capacity=1.0, cores=3) == pytest.approx(6e-6)
+
+
+def test_combined_bound_prices_the_merge_by_hand() -> None:
+    # Two cores. Table A: one 10 us task, or two 6 us shards (12 us of work) whose merge takes 3 us; table B: one
+    # 2 us task. Without the merge the span bound says 7 us (sharded A, balanced). With it: sharded A costs at
+    # least (12 + 2) / 2 + 3 = 10 us, unsharded A a 10 us task: 10 us. The best mapping takes 10 us (A | B;
+    # sharded: 6 + 2 | 6, then the merge: 11 us).
+    from autotune.model.bounds import _combined, _Configs
+
+    a = _Configs(
+        *(np.array(v) for v in ([10e-6, 12e-6], [0.0, 0.0], [0.0, 0.0], [0.0, 3e-6], [0.0, 0.0], [10e-6, 6e-6]))
+    )
+    b = _Configs(*(np.array(v) for v in ([2e-6], [0.0], [0.0], [0.0], [0.0], [2e-6])))
+    assert _combined([a, b], capacity=1.0, cores=2, gm_bw=1.0, l2_bw=1.0) == pytest.approx(10e-6)
+    # only configurations without a merge: A runs whole
+    assert _combined([a.without_merge(), b], 1.0, 2, 1.0, 1.0) == pytest.approx(10e-6)
+    # a merge of 0.5 us: sharded A costs 7.5 us, below A's whole 10 us task
+    a_cheap = _Configs(a.work, a.gm, a.l2, np.array([0.0, 0.5e-6]), a.kept, a.slowest)
+    assert _combined([a_cheap, b], 1.0, 2, 1.0, 1.0) == pytest.approx(7.5e-6)
+
+
+def test_combined_bound_weighs_work_against_gm_by_hand() -> None:
+    # One core. Each of two tables does 4 us of work and reads 1 us worth of GM bytes, or 1 us of work and 4 us of
+    # GM. latency = max(work, GM time): both alike cost max(8, 2) or max(2, 8) = 8 us, one of each max(5, 5) = 5 us.
+    # Separately the least work (2 us) and the least GM time (2 us) say 2 us; weighted half and half, every table
+    # costs at least 2.5 us: 5 us, the optimum.
+    from autotune.model.bounds import _combined, _Configs
+
+    t = _Configs(*(np.array(v) for v in ([4e-6, 1e-6], [1e3, 4e3], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [4e-6, 1e-6])))
+    got = _combined([t, t], capacity=1.0, cores=1, gm_bw=1e9, l2_bw=1.0)
+    assert got == pytest.approx(5e-6)
+
+
+def all_grid_mappings(ctx: ModelContext):
+    """Every mapping whose tables' knobs come from the grid and run alone on a core (plain enumeration)."""
+    import itertools
+
+    per_table = [[TableMapping(tp.name, *knobs) for knobs in runnable_knobs(ctx, t)] for t, tp in enumerate(ctx.tables)]
+    for combo in itertools.product(*per_table):
+        yield Mapping(tables=combo)
+
+
+@pytest.mark.parametrize("merge_sync_s", [0.0, 5e-7])
+def test_lower_bound_never_above_the_enumerated_optimum(merge_sync_s: float) -> None:
+    # Two tables on two cores, every grid mapping scored (about 7,400 run): the bound must not pass the best of
+    # them. The 1.5 MB table fits the 1 MiB L1 only as two row shards, so sharding (and its merge) competes: the
+    # best mapping shards both tables without a sync cost and shards none with it.
+    prof = workload(
+        zipf_table("hot", rows=6000, alpha=0.8, dim=64, pooling=8.0),
+        zipf_table("flat", rows=3000, alpha=0.3, dim=32, pooling=2.0),
+    )
+    hw = round_chip(cores=2, l2_bytes=1 << 18, per_task_s=2e-7, launch_s=1e-6, merge_sync_s=merge_sync_s)
+    ctx = ModelContext(prof, hw, 128)
+    lb = lower_bound(ctx)
+    scored = [(s, m) for s, m in ((score(ctx, m), m) for m in all_grid_mappings(ctx)) if s.feasible]
+    best, best_mapping = min(scored, key=lambda sm: sm[0].latency_s)
+    assert len(scored) > 5000
+    assert lb.latency_s <= best.latency_s
+    assert any(t.shards > 1 for t in best_mapping.tables) == (merge_sync_s == 0.0)
+    # the merge is what the span term misses here: the combined term is the larger
+    assert lb.combined_s > lb.span_work_s
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lower_bound_never_above_the_enumerated_optimum_on_random_workloads(seed: int) -> None:
+    # Random two-table workloads on two cores of a hand-made chip or of a bundled profile cut to two cores (a CPU
+    # whose cores cache GM reads; the 910A with L1 and UB): the bound against every grid mapping, scored.
+    rng = random.Random(seed)
+    tables = [
+        zipf_table(
+            f"t{i}",
+            rows=rng.choice([50, 3000, 6000, 40_000, 300_000]),
+            alpha=rng.choice([0.3, 0.8, 1.1, 1.3]),
+            dim=rng.choice([16, 64, 128]),
+            pooling=rng.choice([1.0, 3.0, 8.0]),
+            contiguous=rng.random() < 0.5,
+        )
+        for i in range(2)
+    ]
+    if seed % 3 == 0:
+        hw = round_chip(cores=2, l2_bytes=1 << 18, per_task_s=2e-7, launch_s=1e-6, merge_sync_s=3e-7)
+    else:
+        base = load_hardware("cpu-generic" if seed % 3 == 1 else "ascend910a")
+        hw = replace(base, core_types=(replace(base.core_types[0], count=2), *base.core_types[1:]))
+    ctx = ModelContext(workload(*tables), hw, rng.choice([64, 512]))
+    scores = [s.latency_s for s in map(lambda m: score(ctx, m), all_grid_mappings(ctx)) if s.feasible]
+    assert scores
+    assert lower_bound(ctx).latency_s <= min(scores)

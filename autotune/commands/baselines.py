@@ -75,6 +75,7 @@ def register(app: typer.Typer) -> None:
                         "gm_bound_s": lb.gm_bound_s,
                         "l2_bound_s": lb.l2_bound_s,
                         "span_work_s": lb.span_work_s,
+                        "combined_s": lb.combined_s,
                     },
                     "baselines": rows,
                 }
@@ -100,5 +101,5 @@ def register(app: typer.Typer) -> None:
         out.print(
             f"lower bound {us(lb.latency_s)} (work spread over all cores {us(lb.average_work_s)}, largest task "
             f"{us(lb.largest_task_s)}, work of configurations no slower than the busiest core {us(lb.span_work_s)}, "
-            f"chip GM {us(lb.gm_bound_s)})"
+            f"chip GM {us(lb.gm_bound_s)}, work, GM and L2 time weighed together with the merge {us(lb.combined_s)})"
         )

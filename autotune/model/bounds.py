@@ -11,6 +11,11 @@ local memories cannot hold every table's cheapest one at once. Work and slowest 
 (`_span_constrained_work`): a mapping whose busiest core takes M runs no task longer than M, so every table
 uses a configuration whose slowest task is at most M, and M >= the least total work of such configurations /
 cores; the least M that satisfies this bounds every mapping.
+
+The combined term (`_combined`) adds what the others leave out: the merge of sharded tables (its bytes are each
+table's own, so it is priced per configuration, and its fixed sync is paid only if some table's configuration
+has a merge), and the chip bandwidth terms, taken together with the work: the busiest core, the GM time and the
+L2 time are each at most their maximum, so any convex combination of them is too, and each is a sum over tables.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import numpy as np
 
 from autotune.model.context import ModelContext
 from autotune.model.mapping import SHARDINGS
-from autotune.model.strategies import Knobs, shard_arrays
+from autotune.model.strategies import Knobs, merge_bytes, shard_arrays
 
 #: Hot rows tried for the GM strategy, and chunk sizes (fractions of the staging memory) for *-UB.
 HOT_ROWS_GRID: tuple[int, ...] = (0, 16, 256, 4096, 65536)
@@ -36,6 +41,7 @@ class LowerBound:
     gm_bound_s: float
     l2_bound_s: float
     span_work_s: float  # the least busiest-core time M with M >= least work of configurations no slower than M / cores
+    combined_s: float  # as span_work_s for weighted work, GM and L2 time, plus each configuration's merge (+ sync)
 
 
 def counts(n_cores: int) -> tuple[int, ...]:
@@ -72,34 +78,69 @@ def knob_grid(ctx: ModelContext, t: int) -> list[Knobs]:
     return out
 
 
+@dataclass(frozen=True)
+class GridFigures:
+    """Per grid point of one table (in `knob_grid` order), the figures the bound and the table descent compare."""
+
+    knobs: list[Knobs]
+    work: np.ndarray  # time of all its tasks
+    slowest: np.ndarray  # time of its slowest task
+    gm: np.ndarray  # GM bytes per batch
+    l2: np.ndarray  # L2 bytes per batch
+    merge: np.ndarray  # merge bytes per batch (0 with one shard)
+    kept: np.ndarray  # on-chip bytes kept across batches by all its tasks (the capped memories)
+    kept_max: np.ndarray  # ... by its largest task
+    fits: np.ndarray  # every task fits a core on its own
+
+
+def _separate(ctx: ModelContext) -> bool:
+    """Whether the resident memory is capped apart from staging (else only staging bytes are)."""
+    return ctx.roles.resident is not None and not ctx.roles.shared
+
+
+def grid_figures(ctx: ModelContext, t: int) -> GridFigures:
+    """Every grid point of table t costed by the model in one vectorised pass."""
+    grid = knob_grid(ctx, t)
+    a = shard_arrays(ctx, [(t, knobs) for knobs in grid])
+    starts, r = a["starts"], a["replicas"]
+    kept = a["kept_stg"] + (a["kept_res"] if _separate(ctx) else 0.0)
+    touched = np.add.reduceat(a["touched"], starts)
+    return GridFigures(
+        knobs=grid,
+        work=np.add.reduceat(a["time_s"], starts) * r,
+        slowest=np.maximum.reduceat(a["time_s"], starts),
+        gm=np.add.reduceat(a["gm_bytes"], starts) * r,
+        l2=np.add.reduceat(a["l2_bytes"], starts) * r,
+        merge=merge_bytes(ctx, np.full(len(starts), t, dtype=np.intp), a["shards"], touched),
+        kept=np.add.reduceat(kept, starts) * r,
+        kept_max=np.maximum.reduceat(kept, starts),
+        fits=np.logical_and.reduceat(a["fits"], starts),
+    )
+
+
 def lower_bound(ctx: ModelContext) -> LowerBound:
     """The lower bound over the knob grid (see the module docstring)."""
     cached = ctx.__dict__.get("_lower_bound")
     if cached is not None:
         return cached
     roles = ctx.roles
-    separate = roles.resident is not None and not roles.shared  # else only staging bytes are capped
+    separate = _separate(ctx)
     capacity = ctx.n_cores * (roles.staging.capacity_bytes + (roles.resident.capacity_bytes if separate else 0))
     work, largest, gm, l2 = [], [], [], []
     points: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # per table: work, kept bytes, slowest task
+    configs: list[_Configs] = []
     for t in range(len(ctx.tables)):
-        entries = [(t, knobs) for knobs in knob_grid(ctx, t)]
-        a = shard_arrays(ctx, entries)
-        starts, r = a["starts"], a["replicas"]
-        total = np.add.reduceat(a["time_s"], starts) * r
-        slowest = np.maximum.reduceat(a["time_s"], starts)
-        fits = np.logical_and.reduceat(a["fits"], starts)
-        gmb = np.add.reduceat(a["gm_bytes"], starts) * r
-        l2b = np.add.reduceat(a["l2_bytes"], starts) * r
-        kept = a["kept_stg"] + (a["kept_res"] if separate else 0.0)
-        keptb = np.add.reduceat(kept, starts) * r
+        f = grid_figures(ctx, t)
+        fits = f.fits
         if not fits.any():  # nothing on the grid runs this table: the bound ignores it rather than lie
             continue
-        work.append(total[fits].min())
-        largest.append(slowest[fits].min())
-        gm.append(gmb[fits].min())
-        l2.append(l2b[fits].min())
-        points.append((total[fits], keptb[fits], slowest[fits]))
+        work.append(f.work[fits].min())
+        largest.append(f.slowest[fits].min())
+        gm.append(f.gm[fits].min())
+        l2.append(f.l2[fits].min())
+        points.append((f.work[fits], f.kept[fits], f.slowest[fits]))
+        merge_s = f.merge[fits] / ctx.merge_bytes_per_s
+        configs.append(_Configs(f.work[fits], f.gm[fits], f.l2[fits], merge_s, f.kept[fits], f.slowest[fits]))
     total_work = max(float(sum(work)), _memory_priced_work(points, capacity))
     hw = ctx.hw
     avg = total_work / ctx.n_cores
@@ -107,13 +148,26 @@ def lower_bound(ctx: ModelContext) -> LowerBound:
     span = _span_constrained_work(points, capacity, ctx.n_cores)
     gmb_s = float(sum(gm)) / hw.gm_bandwidth_bytes_per_s
     l2b_s = float(sum(l2)) / hw.l2_bandwidth_bytes_per_s
+    combined = _combined(configs, capacity, ctx.n_cores, hw.gm_bandwidth_bytes_per_s, hw.l2_bandwidth_bytes_per_s)
+    combined = min(
+        combined + hw.overheads.merge_sync_s,
+        _combined(
+            [c.without_merge() for c in configs],
+            capacity,
+            ctx.n_cores,
+            hw.gm_bandwidth_bytes_per_s,
+            hw.l2_bandwidth_bytes_per_s,
+        ),
+    )
+    combined *= 1 - _ROUNDING
     lb = LowerBound(
-        latency_s=max(avg, big, span, gmb_s, l2b_s) + hw.overheads.launch_s,
+        latency_s=max(avg, big, span, gmb_s, l2b_s, combined) + hw.overheads.launch_s,
         average_work_s=avg,
         largest_task_s=big,
         gm_bound_s=gmb_s,
         l2_bound_s=l2b_s,
         span_work_s=span,
+        combined_s=combined,
     )
     ctx.__dict__["_lower_bound"] = lb
     return lb
@@ -155,17 +209,36 @@ def _span_constrained_work(
     """The least M such that M >= (least priced work of the configurations with slowest task <= M) / cores.
 
     A mapping whose busiest core takes M has no task longer than M and at least that total work, spread over
-    `cores`: its M satisfies the condition, so the least M that does bounds it. G(M) = work(M) / cores does
-    not grow with M and only changes at the tables' slowest-task values c_i, so the answer is
-    min_i max(c_i, G(c_i)), found by bisection for the first c_i with G(c_i) <= c_i."""
+    `cores`: its M satisfies the condition, so the least M that does bounds it (`_span_bound`)."""
+    return _span_bound([(w / cores, b, span) for w, b, span in points], capacity)
+
+
+def _span_bound(
+    points: list[tuple[np.ndarray, np.ndarray, np.ndarray]], capacity: float, prices: np.ndarray = _PRICES
+) -> float:
+    """min over M of max(M, G(M)), G(M) = the Lagrangian bound on the summed cost of the configurations whose
+    slowest task is at most M (points: per table cost, kept bytes, slowest task), over `prices` per kept byte.
+
+    G does not grow with M and only changes at the tables' slowest-task values c_i, so the answer is
+    min_i max(c_i, G(c_i)), found by bisection for the first c_i with G(c_i) <= c_i. Each table's priced costs
+    are sorted by slowest task and their running minima kept (prices x configurations), so G(M) costs one
+    look-up per table and price."""
     if not points:
         return 0.0
-    floor = max(float(span.min()) for _, _, span in points)
-    cands = np.unique(np.concatenate([span for _, _, span in points]))
+    tables = []
+    for cost, kept, span in points:
+        order = np.argsort(span, kind="stable")
+        priced = cost[order][None, :] + prices[:, None] * kept[order][None, :]
+        tables.append((span[order], np.minimum.accumulate(priced, axis=1)))
+    floor = max(float(span[0]) for span, _ in tables)
+    cands = np.unique(np.concatenate([span for span, _ in tables]))
     cands = cands[cands >= floor]
 
     def g(i: int) -> float:
-        return _priced_work(points, capacity, float(cands[i])) / cores
+        acc = -prices * capacity
+        for span, best in tables:
+            acc = acc + best[:, np.searchsorted(span, cands[i], side="right") - 1]
+        return float(acc.max())
 
     lo, hi = 0, len(cands) - 1
     if g(hi) > cands[hi]:
@@ -180,3 +253,68 @@ def _span_constrained_work(
     if lo > 0:
         best = min(best, g(lo - 1))
     return best
+
+
+@dataclass(frozen=True)
+class _Configs:
+    """Every feasible grid configuration of one table: total work, GM and L2 bytes, merge seconds (without the
+    sync), kept on-chip bytes, slowest task."""
+
+    work: np.ndarray
+    gm: np.ndarray
+    l2: np.ndarray
+    merge_s: np.ndarray
+    kept: np.ndarray
+    slowest: np.ndarray
+
+    def without_merge(self) -> _Configs:
+        """Only the configurations with nothing to merge (one shard)."""
+        ok = self.merge_s == 0
+        return _Configs(*(getattr(self, f)[ok] for f in ("work", "gm", "l2", "merge_s", "kept", "slowest")))
+
+
+#: Weights (work, GM, L2) of the convex combinations of the busiest core, GM and L2 time that `_combined` starts
+#: from (steps of 0.2), and the steps by which it then moves weight between two of them while that helps.
+_WEIGHTS = tuple((a / 5, b / 5, (5 - a - b) / 5) for a in range(6) for b in range(6 - a))
+_WEIGHT_STEPS = (0.1, 0.05, 0.025)
+#: Every fourth price of `_PRICES` (steps of 78%): the combined term evaluates many weights.
+_COMBINED_PRICES = slice(None, None, 4)
+#: Relative margin taken off the combined term: it sums per-table figures in another order than the model does.
+_ROUNDING = 1e-12
+
+
+def _combined(configs: list[_Configs], capacity: float, cores: int, gm_bw: float, l2_bw: float) -> float:
+    """A lower bound on max(busiest core, GM time, L2 time) + merge bytes / merge rate (sync excluded).
+
+    For weights w >= 0 summing to 1, max(T, g, l) >= w1 T + w2 g + w3 l >= w1 work / cores + w2 g + w3 l, and
+    max(T, X) + merge >= max(T, X + merge); every term of X + merge is a sum over tables of the configuration
+    each uses, and T is at least each configuration's slowest task: `_span_bound` of the per-table cost
+    w1 work / cores + w2 gm / gm_bw + w3 l2 / l2_bw + merge. The best weights of a grid are taken.
+    A table with no configuration left makes the bound infinite (that family of mappings is empty)."""
+    if any(len(c.work) == 0 for c in configs):
+        return np.inf
+
+    def value(w: tuple[float, float, float]) -> float:
+        pts = [
+            (w[0] * c.work / cores + w[1] * c.gm / gm_bw + w[2] * c.l2 / l2_bw + c.merge_s, c.kept, c.slowest)
+            for c in configs
+        ]
+        return _span_bound(pts, capacity, _PRICES[_COMBINED_PRICES])
+
+    scored = {w: value(w) for w in _WEIGHTS}
+    w = max(scored, key=scored.__getitem__)
+    for step in _WEIGHT_STEPS:  # move `step` of weight from one term to another while the bound rises
+        improved = True
+        while improved:
+            improved = False
+            for i, j in ((0, 1), (1, 0), (0, 2), (2, 0), (1, 2), (2, 1)):
+                if w[i] < step - 1e-9:
+                    continue
+                cand = list(w)
+                cand[i] -= step
+                cand[j] += step
+                v = scored.get(tuple(cand)) or value(tuple(cand))
+                scored[tuple(cand)] = v
+                if v > scored[w]:
+                    w, improved = tuple(cand), True
+    return max(scored.values())

@@ -33,6 +33,7 @@ class Score:
     feasible: bool
     memory_excess_bytes: float  # sum over cores and memories of the bytes beyond capacity (0 when it fits)
     reason: str | None
+    core_time_s: float = 0.0  # the cores' times summed: breaks ties between mappings of one latency (search)
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,13 @@ def _hot_spot(ctx: ModelContext, mapping: Mapping) -> tuple[float, str | None]:
 def score(ctx: ModelContext, mapping: Mapping) -> Score:
     """Fast path for the search: latency and feasibility, no breakdown."""
     s = _solve(ctx, mapping)
-    return Score(latency_s=s.latency_s, feasible=s.feasible, memory_excess_bytes=s.excess, reason=s.reason)
+    return Score(
+        latency_s=s.latency_s,
+        feasible=s.feasible,
+        memory_excess_bytes=s.excess,
+        reason=s.reason,
+        core_time_s=float(s.core_time.sum()),
+    )
 
 
 def evaluate_latency(ctx: ModelContext, mapping: Mapping) -> float:

@@ -435,10 +435,8 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
     task = np.repeat(order, np.repeat(r_e, k_e))  # each shard's replicas together
     n_tasks = r_e * k_e
     gm, l2, touched = _entry_sums(starts, k_e, a_["gm_bytes"], a_["l2_bytes"], a_["touched"])
-    B = float(ctx.batch_size)
-    # each shard writes a partial pooled vector for every query it touched; the merge reads them back
     t_idx = np.array([t for t, _ in entries], dtype=np.intp)
-    merge = np.where(k_e > 1, 2.0 * B * ctx.dim[t_idx] * ACC_BYTES * touched, 0.0)
+    merge = merge_bytes(ctx, t_idx, k_e, touched)
     batch = CostBatch(
         time_s=time_s,
         parts_s=a_["parts_s"],
@@ -497,6 +495,12 @@ def cost_batch(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> tuple
             )
         )
     return results, batch
+
+
+def merge_bytes(ctx: ModelContext, t_idx: np.ndarray, k_e: np.ndarray, touched: np.ndarray) -> np.ndarray:
+    """Merge bytes of each entry (0 with one shard): each shard writes a partial pooled vector for every query it
+    touched (`touched`: the entry's summed shares of queries, shard by shard), and the merge reads them back."""
+    return np.where(k_e > 1, 2.0 * float(ctx.batch_size) * ctx.dim[t_idx] * ACC_BYTES * touched, 0.0)
 
 
 def _entry_sums(starts: np.ndarray, k_e: np.ndarray, *per_shard: np.ndarray) -> list[np.ndarray]:

@@ -35,6 +35,7 @@ from autotune.search.storage import (
     recover_stale_trials,
     registered_worker,
 )
+from autotune.search.tablepolish import TABLES_ATTR, apply_overrides, polish_tables
 
 DEFAULT_BASELINE = "default-gather"
 
@@ -184,15 +185,19 @@ def run_search(
     return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
 
 
-#: Distinct best trials the coordinate descent starts from, and the seconds all of them may take together.
+#: Distinct best trials the coordinate descent starts from, and the seconds all of them may take together; then
+#: the seconds the table-by-table descent may take from the best point reached.
 POLISH_STARTS = 3
 POLISH_BUDGET_S = 30.0
+TABLE_POLISH_BUDGET_S = 30.0
 
 
 def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: SearchSpace, registry: Path) -> None:
     """Coordinate descent from each of the best few distinct feasible trials (one start alone often ends in the
-    local optimum the sampler happened to find first); the best point reached, if better than every trial, is
-    told to the study as a trial."""
+    local optimum the sampler happened to find first), then table-by-table descent (`tablepolish.py`) from the
+    best point reached. Every point better than all trials so far is told to the study as a trial as soon as it
+    is reached (after the coordinate descent, after each sweep of the table descent; per-table overrides in the
+    trial's `TABLES_ATTR` user attribute), so the study's history shows when the search got there."""
     feasible = sorted(_feasible(study), key=lambda t: t.values[0])
     if not feasible:
         return
@@ -202,19 +207,39 @@ def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: Sea
             starts.append(t)
         if len(starts) == POLISH_STARTS:
             break
+    objective = make_objective(problem, ctx, space)
+
+    def tell(params: dict[str, Any], attrs: dict[str, Any]) -> None:
+        study.enqueue_trial(params, user_attrs=attrs)
+        with registered_worker(registry):
+            study.optimize(objective, n_trials=1)
+
     deadline = time.monotonic() + POLISH_BUDGET_S
     best_params, best_latency, origin = None, feasible[0].values[0], None
     for start in starts:
         left = deadline - time.monotonic()
         if left <= 0:
             break
+        if start.user_attrs.get(TABLES_ATTR):
+            continue  # a polished trial (a resumed study): its overrides are not parameters to descend over
         params, latency = polish(space, ctx, dict(start.params), budget_s=left)
         if latency < best_latency * (1 - 1e-12):
             best_params, best_latency, origin = params, latency, start.number
+    top = feasible[0]
     if best_params is not None:
-        study.enqueue_trial(best_params, user_attrs={"polished_from": origin})
-        with registered_worker(registry):
-            study.optimize(make_objective(problem, ctx, space), n_trials=1)
+        tell(best_params, {"polished_from": origin})
+        params, before = best_params, {}
+    else:
+        params, before, origin = dict(top.params), dict(top.user_attrs.get(TABLES_ATTR) or {}), top.number
+    told = [best_latency]
+
+    def on_sweep(overrides: dict[str, list], latency: float) -> None:
+        if latency < told[0] * (1 - 1e-12):
+            told[0] = latency
+            tell(params, {"polished_from": origin, TABLES_ATTR: {**before, **overrides}})
+
+    start_mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(params)), before)
+    polish_tables(ctx, start_mapping, TABLE_POLISH_BUDGET_S, on_sweep=on_sweep)
 
 
 def _run_pool(
@@ -351,7 +376,9 @@ def _finish(
             f"({why}); lower --batch-size, shard the largest tables over more cores, or use a chip with more memory"
         )
     best_trial = min(feasible, key=lambda t: t.values[0])
-    mapping = space.suggest(optuna.trial.FixedTrial(best_trial.params))
+    mapping = apply_overrides(
+        space.suggest(optuna.trial.FixedTrial(best_trial.params)), best_trial.user_attrs.get(TABLES_ATTR)
+    )
     best = predict(ctx.profile, ctx.hw, mapping, ctx.batch_size, ctx=ctx)
     base_preds = {n: predict(ctx.profile, ctx.hw, m, ctx.batch_size, ctx=ctx) for n, m in space.baselines.items()}
     baselines = {n: p.latency_s for n, p in base_preds.items() if p.feasible}

@@ -17,6 +17,7 @@ from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict, score
 from autotune.search.space import SearchSpace
 from autotune.search.storage import WORKER_ATTR, open_storage, registered_worker, worker_id
+from autotune.search.tablepolish import TABLES_ATTR, apply_overrides
 from autotune.workload import load_profile
 
 MEMORY_CONSTRAINT = "memory_excess_bytes"
@@ -46,7 +47,7 @@ def peak_core_memory(ctx: ModelContext, mapping: object) -> float:
 def make_objective(problem: Problem, ctx: ModelContext, space: SearchSpace):
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         trial.set_user_attr(WORKER_ATTR, worker_id())
-        mapping = space.suggest(trial)
+        mapping = apply_overrides(space.suggest(trial), trial.user_attrs.get(TABLES_ATTR))
         s = score(ctx, mapping)
         trial.set_constraint(MEMORY_CONSTRAINT, s.memory_excess_bytes if not s.feasible else 0.0)
         if not s.feasible and s.reason:

@@ -40,6 +40,19 @@ def test_gm_strategy():
     assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)
 
 
+def test_run_to_completion_spills_the_gathered_rows_beyond_staging():
+    # serial core (gather all rows, then pool): fetch 5000 + pooling 200 x 64 / 128 = 100 + first fetch 100 = 5200
+    # cycles while the 200 gathered 64-byte rows (12,800 B) fit the 64 KiB staging memory; with 8 KiB of it, the
+    # 4,608 B beyond go out to L2 and come back at 64 B/cycle: + 72 cycles. An overlapped core streams its rows
+    # through double buffers and never holds them all: 5100 cycles either way (test_gm_strategy).
+    prof, hw, b = one_table(overlaps_fetch_compute=False)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5200 * NS, rel=1e-12)
+    prof, hw, b = one_table(overlaps_fetch_compute=False, ub_bytes=8192)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5272 * NS, rel=1e-12)
+    prof, hw, b = one_table(ub_bytes=8192)
+    assert run(prof, hw, b, strategy="GM") == pytest.approx(5100 * NS, rel=1e-12)
+
+
 def test_gm_strategy_is_latency_bound():
     prof, hw, b = one_table()
     p = predict(prof, hw, Mapping(tables=(TableMapping("T"),)), b)

@@ -304,6 +304,10 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     block_row, block_rate = core.block_pool_row_cycles, core.block_pool_bytes_per_cycle
     pool = n * np.where(block, block_row + rb / max(block_rate, 1e-300), pool_row + rb / max(pool_rate, 1e-300))
     expand = np.where(dedup, n * rbu / gather_rate, 0.0)  # de-duplicated: each look-up gathers its unique row
+    # a core that runs each step to completion (numpy: `overlaps_fetch_compute` false) gathers all n rows into
+    # the staging memory before pooling reads them back; on a CPU that memory is the core's private cache, and the
+    # rows beyond it are evicted to the last-level cache as they are written and read back from it
+    spill = 0.0 if core.overlaps_fetch_compute else np.maximum(n * rbu - stg.capacity_bytes, 0.0) / l2_rate
     steps = np.maximum(1.0, np.ceil(np.log2(np.maximum(hot_rows, 1.0))))
     pin_test = np.where(is_gm & (hot_rows > 0), f * pin_c * steps, 0.0)  # each fetched id searched in the pinned set
 
@@ -319,7 +323,7 @@ def shard_arrays(ctx: ModelContext, entries: Sequence[tuple[int, Knobs]]) -> dic
     mem = np.where(is_gm, fetch, np.where(is_l1, f * rbu / l1_rate, np.where(is_ub, stream, 0.0)))
     ub_comp = n_chunks * f * scan_c + f * rbu / gather_rate + pool
     comp = np.where(is_gm, pool + hits * rbu / gather_rate, np.where(is_l1, pool, np.where(is_ub, ub_comp, 0.0)))
-    comp = comp + expand + pin_test
+    comp = comp + expand + pin_test + spill
     first = np.where(cached, 0.0, lat_gm)  # a cached GM shard's first row waits on no DRAM read
     fill = np.where(is_gm, first, np.where(is_gmub, fill_chunk + lat_gm, np.where(is_l1ub, fill_chunk, 0.0)))
 

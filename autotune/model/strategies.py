@@ -33,7 +33,9 @@ units are cycles of the look-up core's clock until the per-task overhead (second
 - Pooling costs `pool_row_cycles` per row plus its bytes at `pool_bytes_per_cycle`; an unsharded task of a table
   whose bags all have one length (one-hot, fixed multi-hot) pools as one block, at `block_pool_row_cycles` and
   `block_pool_bytes_per_cycle`. Fetches overlap compute
-  (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up.
+  (the loop costs the larger of the two) when the core says `overlaps_fetch_compute`, else they add up; such a
+  run-to-completion core also holds every gathered row before pooling, and the bytes beyond its staging memory
+  (a CPU core's private cache) go out to L2 and back (spill, at `l2_read_bytes_per_cycle`).
 """
 
 from __future__ import annotations

@@ -32,10 +32,10 @@ task), not at bulk sizes whose output arrays cost page faults that a task's do n
   pin_cycles_per_id (`kernels.gather_rows` of a GM task with 256 pinned rows, half the ids hits, minus `np.take`
   of the same ids, per id per log2(256) = 8 search steps).
 - per_task_s and launch_s: replay's own pinned workers running N tasks each of q look-ups (N = 2, 8; q = 64,
-  512, 2048) on tables twice the private cache (a task starts cold, as in replay; every batch checked between
-  batches as replay does; the faster of two passes per point): least squares of the batch latency
-  L = launch + N x per_task + N x q x c. launch_s is the intercept: the barrier's wake-up spread plus what the
-  first task after waking pays (cold caches and TLB of a core that idled while the outputs were checked);
+  512, 2048) on tables twice the private cache (a task starts cold, as in replay; batches timed back to back,
+  then every batch checked, as replay runs them; the faster of two passes per point): least squares of the batch
+  latency L = launch + N x per_task + N x q x c. launch_s is the intercept: the barrier's wake-up spread plus
+  what the first task after waking pays (cold caches and TLB of a core that waited at the barrier);
   per_task_s the fixed cost of one more task (its numpy calls, its cold inputs). merge_sync_s: one barrier of
   the same workers running no tasks.
 - per_chunk_s: the *-UB kernel over 64 one-row chunks minus over one, every id in the first: per extra chunk
@@ -374,7 +374,7 @@ def task_grid(cpus: list[int], repeats: int, rng: np.random.Generator, table_byt
     Every worker runs N GM tasks of its own tables (twice the core's private cache each: `table_bytes`, rows of
     32 float32, bags of 1) over a batch of q queries, so each task starts as a task of replay does: with its
     inputs and the code it runs evicted by the task before it. The outputs are checked against a plain sum
-    between batches, as replay checks them.
+    after the timed pass, as replay checks them (`runner.run`).
     """
     from autotune.replay.reference import reference_pool
 

@@ -8,13 +8,14 @@ either the old output or nothing, never a partial one.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from autotune.jsontext import dumps
 
 
 def _umask() -> int:
@@ -47,8 +48,8 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write `obj` as indented JSON (flat lists on one line: `autotune.jsontext`) to `path` atomically."""
+    write_text(path, dumps(obj) + "\n")
 
 
 @contextlib.contextmanager

@@ -2,7 +2,7 @@
 
 `autotune.cli.main` registers only the command named on the command line; these tests check that every
 command then behaves exactly as with all of them registered, and, in a fresh interpreter, that the fast
-path never imports DuckDB, Optuna, matplotlib or the search stack while the DuckDB path still works when
+path never imports DuckDB, Optuna, matplotlib, rich or the search stack while the DuckDB path still works when
 it has to import DuckDB itself.
 """
 
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from autotune.cli import app, build_app, command_names
 
 runner = CliRunner()
-HEAVY = ("duckdb", "optuna", "matplotlib", "autotune.search", "autotune.model", "pandas")
+HEAVY = ("duckdb", "optuna", "matplotlib", "autotune.search", "autotune.model", "pandas", "rich")
 
 
 def test_command_names_are_the_modules():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from autotune.console import emit_json, err
+from autotune import console
 from autotune.errors import UserError, handle_errors
 
 # One BLAS thread (unless the user set it): analyze's only BLAS calls are a few small products and fits per
@@ -77,7 +77,7 @@ def analyze_command(
     from analytics import analyze
 
     gc.enable()  # start-up is over: `autotune.cli.main` turns the collector off until here (see FAST_EXIT)
-    with err.status("analysing logs") as status:
+    with console.status("analysing logs") as update:
         result = analyze(
             logs,
             fmt=fmt,
@@ -96,13 +96,14 @@ def analyze_command(
             name=name,
             plots=plots,
             memory_limit=memory_limit,
-            progress=lambda msg: status.update(msg),
+            progress=update,
         )
     if result.profile.rows_skipped:
         shown = "; ".join(result.skipped)
-        err.print(f"[yellow]skipped {result.profile.rows_skipped} malformed row(s)[/]: {shown}", highlight=False)
+        skipped = result.profile.rows_skipped
+        console.err.print(f"[yellow]skipped {skipped} malformed row(s)[/]: {shown}", highlight=False)
     if as_json:
-        emit_json(result.to_json())
+        console.emit_json(result.to_json())
         return
     _print_table(result)
 
@@ -129,8 +130,8 @@ def _print_table(result: object) -> None:
             f"{tp.coverage.get('1', 0.0):.1%}",
             f"{tp.zipf_alpha:.2f}",
         )
-    err.print(t)
-    err.print(f"profile written to {result.path}", highlight=False)  # type: ignore[attr-defined]
+    console.err.print(t)
+    console.err.print(f"profile written to {result.path}", highlight=False)  # type: ignore[attr-defined]
 
 
 def register(app: typer.Typer) -> None:

@@ -117,6 +117,19 @@ def test_hot_spot_binds_the_gm_fetch_and_contiguous_beats_scattered_by_hand():
     assert evaluate_latency(ctx, default_gather(ctx)) == pytest.approx((1250 + 100) * 1e-9)
 
 
+def test_hot_spot_grows_with_the_batch_and_fixed_costs_do_not_by_hand():
+    # why the extremely unbalanced gain needs a large batch (README, "Search quality"): at batch 1,000 the hot
+    # granule's reads are 10x those of batch 100 (96,000 B: 48,000 ns at 2 B/ns), the first fetch stays 100 ns;
+    # the fetch of a task (500 rows x 25 cycles = 12,500 ns) still does not bind
+    hw = round_chip(cores=2, l2_slices=1000, interleave_bytes=512)
+    got = {}
+    for batch in (100, 1000):
+        ctx = ModelContext(workload(hand_table()), hw, batch)
+        got[batch] = evaluate_latency(ctx, default_gather(ctx))
+    assert got[100] == pytest.approx((4800 + 100) * 1e-9)
+    assert got[1000] == pytest.approx((48000 + 100) * 1e-9)
+
+
 def test_hot_spot_time_counts_as_bandwidth_in_the_breakdown():
     hw = round_chip(cores=2, l2_slices=1000, interleave_bytes=512)
     prof = workload(hand_table())

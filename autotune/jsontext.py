@@ -26,6 +26,11 @@ def _flat(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(type(x) in _SCALAR_TYPES or isinstance(x, _SCALARS) for x in value)
 
 
+def _key(key: Any, compact: Callable[[Any], str]) -> str:
+    """A dict key as `json.dumps` writes it: a string as is, a number, true, false or null as its JSON text."""
+    return compact(key if isinstance(key, str) else compact(key))
+
+
 def dumps(obj: Any, indent: int = 2, default: Callable[[Any], Any] | None = None) -> str:
     """`obj` as JSON: containers indented by `indent` spaces, flat lists (see the module docstring) on one line.
 
@@ -37,7 +42,7 @@ def dumps(obj: Any, indent: int = 2, default: Callable[[Any], Any] | None = None
             value = default(value)
         inner = pad + " " * indent
         if isinstance(value, dict) and value:
-            items = (f"{inner}{compact(str(k))}: {enc(v, inner)}" for k, v in value.items())
+            items = (f"{inner}{_key(k, compact)}: {enc(v, inner)}" for k, v in value.items())
             return "{\n" + ",\n".join(items) + "\n" + pad + "}"
         if isinstance(value, list | tuple) and value and not all(_flat(x) for x in value):
             return "[\n" + ",\n".join(inner + enc(v, inner) for v in value) + "\n" + pad + "]"

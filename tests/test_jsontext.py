@@ -12,7 +12,11 @@ from autotune.jsontext import dumps
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5)
 values = st.recursive(
-    scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=3), kids, max_size=4)
+    scalars,
+    lambda kids: (
+        st.lists(kids, max_size=4)
+        | st.dictionaries(st.text(max_size=3) | st.integers() | st.booleans() | st.none(), kids, max_size=4)
+    ),
 )
 
 

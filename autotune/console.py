@@ -66,6 +66,21 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
     yield say
 
 
+def ticker(label: str, every_s: float = 10.0) -> Callable[[str], None]:
+    """Off a terminal, where progress bars print nothing: `tick(message)` prints `label: message` on stderr at
+    most once per `every_s` seconds, the first `every_s` after the ticker was made (a short run prints nothing)."""
+    last = time.monotonic()
+
+    def tick(msg: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            print(f"{label}: {msg}", file=sys.stderr, flush=True)
+
+    return tick
+
+
 def emit_json(obj: Any) -> None:
     """Print one JSON object on stdout (the `--json` contract of every command)."""
     sys.stdout.write(dumps(obj, default=_default) + "\n")

@@ -28,3 +28,15 @@ def test_consoles_are_made_on_first_use_and_kept():
     err = console.err
     assert err is console.err and err.stderr
     assert not console.out.stderr
+
+
+def test_ticker_prints_at_most_once_per_period_and_not_in_the_first(monkeypatch):
+    clock = iter([0.0, 4.0, 10.5, 12.0, 21.0, 30.0])  # made at 0, then five ticks
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    pipe = _Pipe()
+    monkeypatch.setattr(console.sys, "stderr", pipe)
+    tick = console.ticker("search", every_s=10.0)
+    for n in range(1, 6):
+        tick(f"{n} trials")
+    # 4.0: too early; 10.5: printed; 12.0: 1.5 s after it; 21.0: 10.5 s after it; 30.0: 9 s after that
+    assert pipe.getvalue() == "search: 2 trials\nsearch: 4 trials\n"

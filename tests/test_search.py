@@ -136,6 +136,23 @@ def test_search_beats_every_baseline_and_stores_the_run(tmp_path: Path, medium_p
     assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
 
 
+def test_search_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, medium_profile: Path, monkeypatch) -> None:
+    import autotune.commands.search as search_cmd
+
+    monkeypatch.setattr(search_cmd, "PLAIN_EVERY_S", 0.0)  # a line for every trial (10 s apart by default)
+    args = ["search", "--hw", "ascend910b", "--profile", str(medium_profile), "--n-trials", "12"]
+    res = runner.invoke(app, [*args, "--run", "plain", "--runs-dir", str(tmp_path / "runs"), "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)  # stdout holds the JSON alone
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("search: ")]
+    done = [int(ln.split()[1].split("/")[0]) for ln in lines]
+    assert done == sorted(done) and done[-1] == doc["n_trials"] >= 12  # the polish's trials are reported too
+    best_us = doc["best"]["latency_s"] * 1e6
+    assert f"best {best_us:,.2f} µs" in lines[-1]
+    default = next(b for b in doc["baselines"] if b["name"] == "default-gather")
+    assert f"({default['speedup']:.2f}x over default-gather)" in lines[-1]
+
+
 def test_two_objectives_write_a_pareto_set(tmp_path: Path, medium_profile: Path) -> None:
     out = run_search(
         SearchRequest(

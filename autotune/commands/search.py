@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from autotune.console import emit_json, err
+from autotune.console import emit_json, err, ticker
 from autotune.errors import UserError, handle_errors
 from autotune.search.runstore import DEFAULT_ROOT
+
+#: Off a terminal, a progress line at most this often (seconds).
+PLAIN_EVERY_S = 10.0
 
 
 @handle_errors
@@ -77,26 +81,34 @@ def search(
         argv=tuple(["autotune", *sys.argv[1:]]),
     )
     # The bar starts with the first finished trial, so that bad input fails with its one line and nothing else.
+    # Off a terminal (a CI job, a log file) a bar shows nothing until the end: a line every 10 s instead.
+    on_terminal = err.is_terminal
     bar = Progress(
         TextColumn("[bold]search[/bold] {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err,
-        disable=not err.is_terminal and json_out,
+        disable=not on_terminal,
     )
     task = bar.add_task("starting", total=n_trials)
+    tick = ticker("search", every_s=PLAIN_EVERY_S)
+    t0 = time.monotonic()
     started = False
 
     def progress(done: int, total: int | None, best: float | None, default: float) -> None:
         nonlocal started
-        if not started:
-            bar.start()
-            started = True
         if best is None:
             desc = "no feasible mapping yet"
         else:
             desc = f"best {best * 1e6:,.2f} µs ({default / best:.2f}x over default-gather)"
+        if not on_terminal:
+            of = f"/{total}" if total else ""
+            tick(f"{done}{of} trials, {desc}, {time.monotonic() - t0:.0f} s")
+            return
+        if not started:
+            bar.start()
+            started = True
         bar.update(task, completed=done, total=total, description=desc)
 
     try:

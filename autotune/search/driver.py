@@ -181,7 +181,12 @@ def run_search(
         _run_pool(req, problem, run_dir, study_name, study, before, progress, default_s)
 
     if req.polish and not problem.two_objectives:
-        _polish(study, problem, ctx, space, registry)
+
+        def polished() -> None:  # each point the polish tells the study is a trial: the progress shows it
+            if progress:
+                progress(len(study.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(study), default_s)
+
+        _polish(study, problem, ctx, space, registry, polished)
     return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
 
 
@@ -192,12 +197,20 @@ POLISH_BUDGET_S = 30.0
 TABLE_POLISH_BUDGET_S = 30.0
 
 
-def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: SearchSpace, registry: Path) -> None:
+def _polish(
+    study: optuna.Study,
+    problem: Problem,
+    ctx: ModelContext,
+    space: SearchSpace,
+    registry: Path,
+    on_tell: Callable[[], None] = lambda: None,
+) -> None:
     """Coordinate descent from each of the best few distinct feasible trials (one start alone often ends in the
     local optimum the sampler happened to find first), then table-by-table descent (`tablepolish.py`) from the
     best point reached. Every point better than all trials so far is told to the study as a trial as soon as it
     is reached (after the coordinate descent, after each sweep of the table descent; per-table overrides in the
-    trial's `TABLES_ATTR` user attribute), so the study's history shows when the search got there."""
+    trial's `TABLES_ATTR` user attribute), so the study's history shows when the search got there; `on_tell`
+    runs after each."""
     feasible = sorted(_feasible(study), key=lambda t: t.values[0])
     if not feasible:
         return
@@ -213,6 +226,7 @@ def _polish(study: optuna.Study, problem: Problem, ctx: ModelContext, space: Sea
         study.enqueue_trial(params, user_attrs=attrs)
         with registered_worker(registry):
             study.optimize(objective, n_trials=1)
+        on_tell()
 
     deadline = time.monotonic() + POLISH_BUDGET_S
     best_params, best_latency, origin = None, feasible[0].values[0], None

@@ -13,7 +13,9 @@ Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tabl
 - `polars`: the Polars equivalent: `read_csv` of C1..C26 once, one lazy `group_by(c).agg(pl.len())` per
   column, `pl.collect_all`;
 - `pandas`: what a user would write: `pd.read_csv(sep="\\t", header=None, usecols=C1..C26, dtype=str)`, then
-  `df[c].value_counts()` per column.
+  `df[c].value_counts()` per column;
+- `pandas-defaults`: what a user writes first: `pd.read_csv(sep="\\t", header=None)` (every column, pandas'
+  type inference), then `value_counts()` per table column.
 
 Every method reports per table the accesses and the distinct ids; the script checks that they agree with
 `analyze` (a benchmark of wrong answers is worthless). Wall time is measured around each process (Python
@@ -118,6 +120,17 @@ def job_pandas(log: Path, threads: int) -> dict[str, list[int]]:
     return out
 
 
+def job_pandas_defaults(log: Path, threads: int) -> dict[str, list[int]]:
+    import pandas as pd
+
+    df = pd.read_csv(log, sep="\t", header=None)  # every column, pandas' own type inference
+    out = {}
+    for i, t in enumerate(TABLES):
+        vc = df[1 + N_DENSE + i].value_counts()
+        out[t] = [int(vc.sum()), len(vc)]
+    return out
+
+
 def job_analyze_duckdb(log: Path, threads: int) -> dict[str, list[int]]:
     from analytics import analyze, pipeline
 
@@ -128,7 +141,13 @@ def job_analyze_duckdb(log: Path, threads: int) -> dict[str, list[int]]:
     return {t.name: [t.accesses, t.distinct] for t in res.profile.tables}
 
 
-JOBS = {"analyze-duckdb": job_analyze_duckdb, "duckdb": job_duckdb, "polars": job_polars, "pandas": job_pandas}
+JOBS = {
+    "analyze-duckdb": job_analyze_duckdb,
+    "duckdb": job_duckdb,
+    "polars": job_polars,
+    "pandas": job_pandas,
+    "pandas-defaults": job_pandas_defaults,
+}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -152,7 +171,9 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the log and profile afterwards")
     ap.add_argument("--repeat", type=int, default=1, help="runs per method (round robin); the fastest is kept")
     ap.add_argument(
-        "--skip", default="", help="comma-separated methods not to run (analyze,analyze-duckdb,duckdb,polars,pandas)"
+        "--skip",
+        default="",
+        help="comma-separated methods not to run (analyze,analyze-duckdb,duckdb,polars,pandas,pandas-defaults)",
     )
     ap.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     ap.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -214,6 +235,7 @@ def _report(
         "duckdb": "(a) DuckDB: load once, GROUP BY per column",
         "polars": "(a) Polars: read_csv once, group_by per column",
         "pandas": "(b) pandas: read_csv + value_counts per column",
+        "pandas-defaults": "(b) pandas, read_csv defaults (every column)",
     }
     base, base_cpu = results.get("analyze", (float("nan"), float("nan"), 0.0))[:2]
     print()
@@ -233,6 +255,8 @@ def _report(
               f"{results['analyze'][2] / d_rss:.2f}x peak RSS")  # fmt: skip
     if "analyze" in results and "pandas" in results:
         print(f"pandas (b) / analyze: {results['pandas'][0] / base:.1f}x faster  (target >= 10x)")
+    if "analyze" in results and "pandas-defaults" in results:
+        print(f"pandas with read_csv's defaults (b) / analyze: {results['pandas-defaults'][0] / base:.1f}x faster")
     print(f"per-table accesses and distinct ids agree across methods: {'yes' if agree else 'NO'}")
     if not agree:
         for name, f in figures.items():

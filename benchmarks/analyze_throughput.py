@@ -12,10 +12,11 @@ Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tabl
   column): load C1..C26 as VARCHAR into a table, `SELECT c, count(*) ... GROUP BY c` per column;
 - `polars`: the Polars equivalent: `read_csv` of C1..C26 once, one lazy `group_by(c).agg(pl.len())` per
   column, `pl.collect_all`;
-- `pandas`: what a user would write: `pd.read_csv(sep="\\t", header=None, usecols=C1..C26, dtype=str)`, then
-  `df[c].value_counts()` per column;
 - `pandas-defaults`: what a user writes first: `pd.read_csv(sep="\\t", header=None)` (every column, pandas'
-  type inference), then `value_counts()` per table column.
+  type inference), then `df[c].value_counts()` per table column;
+- `pandas`: what a user might write to save work: `pd.read_csv(..., usecols=C1..C26, dtype=str)`, then the same.
+  With pandas 3 it is the slower of the two (4x per row: `dtype=str` parses to Python strings first, the
+  defaults infer Arrow-backed strings), so the target ratio (b) is taken against the faster.
 
 Every method reports per table the accesses and the distinct ids; the script checks that they agree with
 `analyze` (a benchmark of wrong answers is worthless). Wall time is measured around each process (Python
@@ -234,8 +235,8 @@ def _report(
         "analyze-duckdb": "autotune analyze, DuckDB path (API)",
         "duckdb": "(a) DuckDB: load once, GROUP BY per column",
         "polars": "(a) Polars: read_csv once, group_by per column",
-        "pandas": "(b) pandas: read_csv + value_counts per column",
-        "pandas-defaults": "(b) pandas, read_csv defaults (every column)",
+        "pandas": "(b) pandas: usecols, dtype=str, value_counts",
+        "pandas-defaults": "(b) pandas: read_csv defaults, value_counts",
     }
     base, base_cpu = results.get("analyze", (float("nan"), float("nan"), 0.0))[:2]
     print()
@@ -253,10 +254,13 @@ def _report(
         d_wall, d_cpu, d_rss = results["analyze-duckdb"]
         print(f"analyze / its DuckDB path: {base / d_wall:.2f}x wall, {base_cpu / d_cpu:.2f}x CPU, "
               f"{results['analyze'][2] / d_rss:.2f}x peak RSS")  # fmt: skip
-    if "analyze" in results and "pandas" in results:
-        print(f"pandas (b) / analyze: {results['pandas'][0] / base:.1f}x faster  (target >= 10x)")
-    if "analyze" in results and "pandas-defaults" in results:
-        print(f"pandas with read_csv's defaults (b) / analyze: {results['pandas-defaults'][0] / base:.1f}x faster")
+    pandas = [n for n in ("pandas-defaults", "pandas") if n in results]
+    if "analyze" in results and pandas:
+        fastest = min(pandas, key=lambda n: results[n][0])
+        pd_wall = results[fastest][0]
+        print(f"fastest pandas (b), {fastest}, / analyze: {pd_wall / base:.1f}x  (target >= 10x)")
+        if "polars" in results:
+            print(f"  for scale, the same pandas / the Polars reference: {pd_wall / results['polars'][0]:.1f}x")
     print(f"per-table accesses and distinct ids agree across methods: {'yes' if agree else 'NO'}")
     if not agree:
         for name, f in figures.items():

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 PIPE_WIDTH = 132
 #: Off a terminal, progress messages sent earlier than this after a step began are not printed.
 PLAIN_AFTER_S = 1.0
+#: Off a terminal, a long command's progress line comes at most this often (seconds), instead of a bar.
+PLAIN_EVERY_S = 10.0
 
 
 def _console(stderr: bool) -> Console:
@@ -66,15 +68,17 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
     yield say
 
 
-def ticker(label: str, every_s: float = 10.0) -> Callable[[str], None]:
+def ticker(label: str, every_s: float | None = None) -> Callable[[str], None]:
     """Off a terminal, where progress bars print nothing: `tick(message)` prints `label: message` on stderr at
-    most once per `every_s` seconds, the first `every_s` after the ticker was made (a short run prints nothing)."""
+    most once per `every_s` seconds (default `PLAIN_EVERY_S`), the first `every_s` after the ticker was made (a
+    short run prints nothing)."""
+    period = PLAIN_EVERY_S if every_s is None else every_s
     last = time.monotonic()
 
     def tick(msg: str) -> None:
         nonlocal last
         now = time.monotonic()
-        if now - last >= every_s:
+        if now - last >= period:
             last = now
             print(f"{label}: {msg}", file=sys.stderr, flush=True)
 

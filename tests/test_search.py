@@ -137,9 +137,9 @@ def test_search_beats_every_baseline_and_stores_the_run(tmp_path: Path, medium_p
 
 
 def test_search_off_a_terminal_prints_plain_progress_lines(tmp_path: Path, medium_profile: Path, monkeypatch) -> None:
-    import autotune.commands.search as search_cmd
+    import autotune.console as console
 
-    monkeypatch.setattr(search_cmd, "PLAIN_EVERY_S", 0.0)  # a line for every trial (10 s apart by default)
+    monkeypatch.setattr(console, "PLAIN_EVERY_S", 0.0)  # a line for every trial (10 s apart by default)
     args = ["search", "--hw", "ascend910b", "--profile", str(medium_profile), "--n-trials", "12"]
     res = runner.invoke(app, [*args, "--run", "plain", "--runs-dir", str(tmp_path / "runs"), "--json"])
     assert res.exit_code == 0, res.stderr

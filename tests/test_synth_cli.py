@@ -158,3 +158,16 @@ def test_refuses_to_replace_a_foreign_folder_and_bad_spec(tmp_path: Path) -> Non
     assert synth(str(out), "--tables", "1", "--rows", "9", "--queries", "10", "--format", "long").exit_code == 0
     assert synth(str(out), "--tables", "1", "--rows", "9", "--queries", "20", "--format", "parquet").exit_code == 0
     assert sorted(p.name for p in out.iterdir()) == ["model.toml", "queries.parquet", "synth.json"]
+
+
+def test_off_a_terminal_progress_is_plain_lines(tmp_path: Path, monkeypatch) -> None:
+    import autotune.console as console
+    from autotune.synth import CHUNK_QUERIES
+
+    monkeypatch.setattr(console, "PLAIN_EVERY_S", 0.0)  # a line per chunk written (10 s apart by default)
+    queries = 2 * CHUNK_QUERIES + 5
+    res = synth(str(tmp_path / "s"), "--tables", "2", "--rows", "100", "--queries", str(queries), "--json")
+    assert res.exit_code == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("synth: ")]
+    assert lines == [f"synth: {n:,}/{queries:,} queries" for n in (CHUNK_QUERIES, 2 * CHUNK_QUERIES, queries)]
+    assert json.loads(res.stdout)["queries"] == queries

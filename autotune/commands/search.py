@@ -13,9 +13,6 @@ from autotune.console import emit_json, err, ticker
 from autotune.errors import UserError, handle_errors
 from autotune.search.runstore import DEFAULT_ROOT
 
-#: Off a terminal, a progress line at most this often (seconds).
-PLAIN_EVERY_S = 10.0
-
 
 @handle_errors
 def search(
@@ -92,7 +89,7 @@ def search(
         disable=not on_terminal,
     )
     task = bar.add_task("starting", total=n_trials)
-    tick = ticker("search", every_s=PLAIN_EVERY_S)
+    tick = ticker("search")
     t0 = time.monotonic()
     started = False
 

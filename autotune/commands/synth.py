@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from autotune.console import emit_json, err
+from autotune.console import emit_json, err, ticker
 from autotune.docfile import load_doc
 from autotune.errors import UserError, handle_errors
 
@@ -112,14 +112,19 @@ def synth_command(
     _check_out(out)
 
     log_name = LOG_FILES[fmt]
-    with (
-        atomic.atomic_dir(out) as tmp,
-        Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err) as bar,
-    ):
+    on_terminal = err.is_terminal  # off a terminal a bar prints nothing: a plain line every 10 s instead
+    tick, written = ticker("synth"), [0]
+    columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with atomic.atomic_dir(out) as tmp, Progress(*columns, console=err, disable=not on_terminal) as bar:
         task = bar.add_task("queries", total=queries)
-        stats = write_log(
-            tmp / log_name, spec, queries, seed, fmt, contiguous_hot, progress=lambda n: bar.advance(task, n)
-        )
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            written[0] += n
+            if not on_terminal:
+                tick(f"{written[0]:,}/{queries:,} queries")
+
+        stats = write_log(tmp / log_name, spec, queries, seed, fmt, contiguous_hot, progress=advance)
         atomic.write_text(tmp / MODEL_FILE, model_toml(spec))
         record = {
             "version": 1,

@@ -4,7 +4,8 @@
 20 ms, which a command that prints no table (`analyze --json`, the one whose start-up is benchmarked)
 should not pay. `status` shows a spinner on a terminal and plain lines elsewhere (a log file or a CI job
 shows what a long step is doing, where rich would print nothing), but only once the step has run for
-`PLAIN_AFTER_S`: bad input, found in the first milliseconds, stays one line on stderr.
+`PLAIN_AFTER_S`: bad input, found in the first milliseconds, stays one line on stderr. `ticker` does the same
+for commands with a progress bar (search, synth): off a terminal, a plain line every `PLAIN_EVERY_S`.
 """
 
 from __future__ import annotations

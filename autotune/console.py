@@ -43,10 +43,17 @@ def _console(stderr: bool) -> Console:
     return Console(stderr=stderr, width=width)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("err", "out"):  # made on first use and kept
+def _made(name: str) -> Console:
+    """The console `err` or `out`, made on first use and kept as the module's attribute."""
+    console = globals().get(name)
+    if console is None:
         console = globals()[name] = _console(stderr=name == "err")
-        return console
+    return console
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("err", "out"):
+        return _made(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -57,7 +64,7 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
     On a terminal: rich's spinner with the latest message. Elsewhere: one line `label: message` per update
     sent `PLAIN_AFTER_S` or more after the step began."""
     if sys.stderr.isatty():
-        with __getattr__("err").status(label) as spinner:
+        with _made("err").status(label) as spinner:
             yield lambda msg: spinner.update(msg)
         return
     began = time.monotonic()

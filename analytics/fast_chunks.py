@@ -41,8 +41,8 @@ from analytics.fast_text import (
     separators,
     table_counts,
 )
+from analytics.sampling import keep_mask
 from analytics.sources import LogFile
-from analytics.sql import keep_mask
 
 #: Chunk size as a share of the memory limit (2 GB -> 250 MB chunks). Peak RSS of the whole `analyze` on
 #: the 8M-row Criteo log (7.3M distinct ids): 1.5 GiB under 2GB, 1.1 GiB under 1GB.

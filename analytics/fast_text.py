@@ -36,13 +36,18 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
 
-from analytics.counting import LogCounts, TableCounts
 from analytics.sources import LogFile
-from analytics.sql import keep_mask
+
+if TYPE_CHECKING:
+    # loaded where used: the parse starts before numpy and the counting stack are imported, and their import
+    # then overlaps it (`analytics.pipeline`)
+    import numpy as np
+
+    from analytics.counting import LogCounts, TableCounts
 
 #: Peak memory of the fast path per byte of (uncompressed) text: the text itself plus the parsed columns
 #: (measured: 1,356 MiB peak RSS for a 505 MiB Criteo TSV, interpreter and libraries included).
@@ -125,6 +130,8 @@ def fits(files: tuple[LogFile, ...], memory_limit: str) -> bool:
 
 def separators(buf: np.ndarray, sep: int, quote: bool) -> tuple[int, bool]:
     """(separators in a text buffer, whether it holds a '"' when `quote`), counted chunk by chunk."""
+    import numpy as np
+
     seps = 0
     quoted = False
     for start in range(0, len(buf), COUNT_CHUNK):
@@ -137,6 +144,8 @@ def separators(buf: np.ndarray, sep: int, quote: bool) -> tuple[int, bool]:
 
 def _count_file(path: Path, sep: int, quote: bool) -> tuple[int, bool]:
     """`separators` of an uncompressed file, read through a read-only memory map."""
+    import numpy as np
+
     with path.open("rb") as fh:
         mm = _map(fh.fileno())
         try:
@@ -188,6 +197,8 @@ def _read_one(
     try:
         with ThreadPoolExecutor(1) as pool:
             if f.compression == "gzip":
+                import numpy as np
+
                 source: bytes | Path = gzip.decompress(f.path.read_bytes())
                 buf = np.frombuffer(source, dtype=np.uint8)
                 counting = pool.submit(separators, buf, ord(delimiter), quote)
@@ -239,6 +250,10 @@ def count_frame(df: pl.DataFrame, tables: tuple[str, ...], multi_sep: str | None
 def table_counts(name: str, frame: pl.DataFrame, bag: tuple[int, int] | None) -> TableCounts:
     """Counts of one table (null and empty ids already dropped); `bag` = (queries with a look-up, largest
     bag) for bag columns (one-id cells: every look-up is its own query, the largest bag is 1)."""
+    import numpy as np
+
+    from analytics.counting import TableCounts
+
     counts = frame["n"].to_numpy().astype(np.int64)
     if bag is None:
         total = int(counts.sum())
@@ -263,7 +278,13 @@ def count_text(logs: TextLogs) -> FastCounts | None:
     if rows_read == 0:
         return None  # let the DuckDB path word the "no data rows" error
     if logs.sample is not None:
+        import numpy as np
+
+        from analytics.sampling import keep_mask
+
         df = df.filter(pl.Series(keep_mask(np.arange(rows_read, dtype=np.int64), logs.sample, logs.seed)))
     counted = count_frame(df, logs.tables, logs.multi_sep)
     tcs = [table_counts(c, f, bag) for c, (f, bag) in zip(logs.tables, counted, strict=True)]
+    from analytics.counting import LogCounts
+
     return FastCounts(LogCounts(df.height, tuple(tcs)), rows_read)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from autotune.docfile import load_doc
+from autotune.dtypes import DTYPE_BYTES
 from autotune.errors import UserError
-from autotune.workload import DTYPE_BYTES
 
 
 @dataclass(frozen=True)

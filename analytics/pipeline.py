@@ -16,26 +16,42 @@ Which parser (recorded as `source.parser` in the profile):
   to the output), logs with malformed lines (skipped, counted, located; `strict` stops at the first),
   long-form logs, Parquet (read in place; list columns are multi-hot bags). DuckDB is imported and
   started only when this path (or a reader's column sniffing) needs it.
+
+Import order is part of the speed: everything before the parse (inputs, model spec, format, reader, table
+choice) needs neither numpy nor pyarrow, which load in a second thread while the parse runs
+(`STATISTICS_STACK`); modules on that path import them inside the functions that use them.
 """
 
 from __future__ import annotations
 
+import importlib
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import autotune
-from analytics import counting, fast_chunks, fast_text, readers, sources
-from analytics.build import TableSettings, default_row_map, table_profile
+from analytics import fast_text, readers, sources
 from analytics.modelspec import ModelSpec, load_model_spec
-from analytics.profile_io import PROFILE_FILE, CountsWriter, write_profile
-from analytics.rowmap import ROW_MAPS, map_rows
+from analytics.rowmap import ROW_MAPS
 from analytics.sql import connect
+from autotune.dtypes import DTYPE_BYTES
 from autotune.errors import UserError
-from autotune.workload import DTYPE_BYTES, WorkloadProfile
+
+if TYPE_CHECKING:
+    from analytics import counting
+    from analytics.build import TableSettings
+    from analytics.profile_io import CountsWriter
+    from autotune.workload import WorkloadProfile
+
+#: What turns counts into a profile: numpy, pyarrow, pyarrow.parquet and the modules built on them, about 0.1 s
+#: to import. Nothing before the parse needs them, so `analyze` imports them in a second thread while Polars
+#: (which releases the GIL) parses the log: the import then costs the parse a share of one core instead of
+#: adding its full length to every run.
+STATISTICS_STACK = ("analytics.counting", "analytics.build", "analytics.profile_io", "autotune.workload")
 
 DEFAULT_OUT_ROOT = Path("runs") / "profiles"
 JSON_COVERAGE_KEYS = ("0.01", "0.1", "1", "10", "50")
@@ -220,6 +236,7 @@ def analyze(
         db = _DuckDB(scratch, memory_limit, threads)
         try:
             chosen = None if reader.layout == "long" else _pick_tables(reader, db.connect, tables, spec, where)
+            stack = _import_in_background(STATISTICS_STACK)
             counted = _count_fast(reader, files, chosen, multi_sep, sample, seed, memory_limit, say)
             if counted is not None:
                 lc, loaded, parser = counted
@@ -230,6 +247,12 @@ def analyze(
                 parser = "duckdb"
         finally:
             db.close()
+        stack.join()
+        from analytics.build import table_profile
+        from analytics.profile_io import PROFILE_FILE, write_profile
+        from analytics.rowmap import map_rows
+        from autotune.workload import WorkloadProfile
+
         if lc.queries == 0 and sample is not None:
             raise UserError(f"--sample {sample} kept no query of {loaded.rows_read} rows; use a larger fraction")
         if lc.queries == 0:
@@ -285,8 +308,26 @@ def analyze(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _import_in_background(modules: Sequence[str]) -> threading.Thread:
+    """Import `modules` in a daemon thread (see STATISTICS_STACK); join it before using them. An import that
+    fails there fails again, with its message, where the caller imports the module itself."""
+
+    def run() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # the caller's own import of it fails again, with its message
+                return
+
+    thread = threading.Thread(target=run, name="analyze-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def _table_settings(table: str, spec: ModelSpec | None, dim: int, dtype: str, row_map: str | None) -> TableSettings:
     """Size and row map of one table: the model's figures where it has the table, else the defaults."""
+    from analytics.build import TableSettings, default_row_map
+
     ts = spec.get(table) if spec else None
     return TableSettings(
         rows=ts.rows if ts else None,
@@ -318,6 +359,8 @@ def _count_fast(
         say(f"parsing {len(files)} file(s) ({reader.fmt}, in memory), {len(chosen)} table(s)")
         fast, parser = fast_text.count_text(logs), "polars"
     else:
+        from analytics import fast_chunks
+
         chunk = limit // fast_chunks.CHUNK_SHARE
         say(f"parsing {len(files)} file(s) ({reader.fmt}, in chunks of {chunk >> 20} MiB), {len(chosen)} table(s)")
         fast = fast_chunks.count_text_chunked(
@@ -345,6 +388,8 @@ def _count_duckdb(
     say: Callable[[str], None],
 ) -> tuple[counting.LogCounts, readers.Loaded]:
     """Parse into DuckDB (bounded memory, malformed rows skipped and located), then count per column."""
+    from analytics import counting
+
     if chosen is None:  # long form: the tables are values of its `table` column
         say(f"parsing {len(files)} file(s) ({fmt})")
         loaded = reader.load(con, ())

@@ -17,17 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from analytics.rowmap import fnv1a64
 from analytics.sources import CRITEO_FIELDS, LONG_COLUMNS, LogFile, Sniffed, first_line, split_fields
-from analytics.sql import ident, keep_mask, kept_positions, lit
+from analytics.sql import ident, lit
 from autotune.errors import UserError
 
-if TYPE_CHECKING:  # imported where a query runs: the Polars fast path reads text without DuckDB
+if TYPE_CHECKING:
+    # DuckDB is imported where a query runs, numpy and pyarrow where a reader samples or reads Parquet: the
+    # Polars fast path starts parsing text before either is loaded (`analytics.pipeline`)
     import duckdb
+    import numpy as np
+    import pyarrow as pa
 
 #: Opens (or returns) the DuckDB connection; readers call it only when they need DuckDB.
 Connect = Callable[[], "duckdb.DuckDBPyConnection"]
@@ -150,6 +149,8 @@ def _sampled(
     con: duckdb.DuckDBPyConnection, relation: str, cols: list[str], key: str, keys: np.ndarray | pa.Array
 ) -> str:
     """`relation` restricted to the rows whose `key` is one of `keys` (the sample, computed in numpy)."""
+    import pyarrow as pa
+
     con.register("sample_keys", pa.table({"k": keys}))
     return f"(SELECT {', '.join(ident(c) for c in cols)} FROM {relation} WHERE {key} IN (SELECT k FROM sample_keys))"
 
@@ -205,6 +206,8 @@ class TextWide(LogReader):
         )
         rel = "log"
         if self.opts.sample is not None:  # rowid = position in the log (insertion order is preserved)
+            from analytics.sampling import kept_positions
+
             kept = kept_positions(read, self.opts.sample, self.opts.seed)
             rel = _sampled(con, "log", list(keep), "rowid", kept)
         return Loaded(rel, "wide", frozenset(keep), read, skipped, where)
@@ -216,6 +219,9 @@ class TextWide(LogReader):
 
 def parquet_schema(f: LogFile) -> pa.Schema:
     """The schema of a Parquet file; an unreadable one is a `UserError` naming it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         return pq.read_schema(f.path)
     except (OSError, pa.ArrowException) as exc:
@@ -236,10 +242,14 @@ def _parquet_union(files: tuple[LogFile, ...], cols: list[str], with_key: bool) 
 
 
 def _is_numeric(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_decimal(t)
 
 
 def _is_list(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
 
 
@@ -247,6 +257,8 @@ def _is_list_of_ids(t: pa.DataType) -> bool:
     """list<int*> or list<string>: what a multi-hot look-up column holds (`autotune synth` writes these)."""
     if not _is_list(t):
         return False
+    import pyarrow as pa
+
     v = t.value_type
     return pa.types.is_integer(v) or pa.types.is_string(v) or pa.types.is_large_string(v)
 
@@ -274,6 +286,11 @@ class ParquetWide(LogReader):
 
     def load(self, con: duckdb.DuckDBPyConnection, keep: tuple[str, ...]) -> Loaded:
         import duckdb
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from analytics.sampling import kept_positions
 
         for f, s in zip(self.files, self.schemas, strict=True):
             lacking = [c for c in keep if c not in s.names]
@@ -374,6 +391,11 @@ class LongLog(LogReader):
         """Keep whole queries: those whose splitmix64(FNV-1a(query_id)) falls under the fraction."""
         if self.opts.sample is None:
             return rel
+        import pyarrow as pa
+
+        from analytics.rowmap import fnv1a64
+        from analytics.sampling import keep_mask
+
         qids = con.sql(f"SELECT DISTINCT query_id FROM {rel} WHERE query_id IS NOT NULL").to_arrow_table()
         qids = qids.column("query_id").combine_chunks()
         kept = qids.filter(pa.array(keep_mask(fnv1a64(qids), self.opts.sample, self.opts.seed)))

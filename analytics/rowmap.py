@@ -11,19 +11,27 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
-from analytics.arrays import int_numpy, large_strings
 from autotune.errors import UserError
 
+if TYPE_CHECKING:  # loaded where rows are computed: `analyze` checks --row-map before numpy is imported
+    import numpy as np
+    import pyarrow as pa
+
 ROW_MAPS: tuple[str, ...] = ("hash", "identity", "dense")
-FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-FNV_PRIME = np.uint64(0x100000001B3)
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
 
 
 def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
     """FNV-1a 64-bit hash of each string's UTF-8 bytes (uint64), vectorised over byte positions."""
+    import numpy as np
+    import pyarrow as pa
+
+    from analytics.arrays import large_strings
+
+    offset, prime = np.uint64(FNV_OFFSET), np.uint64(FNV_PRIME)
     arr = pa.array(ids, type=pa.large_string()) if isinstance(ids, list) else large_strings(ids)
     if arr.null_count:
         raise ValueError("ids must not be null")
@@ -33,7 +41,7 @@ def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, dtype=np.uint8)
     starts = offsets[:-1]
     lengths = offsets[1:] - starts
-    h = np.full(n, FNV_OFFSET, dtype=np.uint64)
+    h = np.full(n, offset, dtype=np.uint64)
     if n == 0:
         return h
     shortest, longest = int(lengths.min()), int(lengths.max())
@@ -41,22 +49,25 @@ def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
         mat = data[offsets[0] : offsets[0] + n * longest].reshape(n, longest)
         for j in range(longest):
             np.bitwise_xor(h, mat[:, j], out=h, casting="unsafe")
-            np.multiply(h, FNV_PRIME, out=h)  # wraps mod 2^64
+            np.multiply(h, prime, out=h)  # wraps mod 2^64
         return h
     for j in range(shortest):  # every string has a byte at position j
         np.bitwise_xor(h, data[starts + j], out=h, casting="unsafe")
-        np.multiply(h, FNV_PRIME, out=h)
+        np.multiply(h, prime, out=h)
     active = np.arange(n)
     for j in range(shortest, longest):
         active = active[lengths[active] > j]  # strings still having a byte at position j
-        h[active] = (h[active] ^ data[starts[active] + j].astype(np.uint64)) * FNV_PRIME  # wraps mod 2^64
+        h[active] = (h[active] ^ data[starts[active] + j].astype(np.uint64)) * prime  # wraps mod 2^64
     return h
 
 
 def integer_ids(ids: pa.Array) -> np.ndarray | None:
     """The ids as int64 when every one is a decimal integer, else None (a failed cast is slow: the first
     ids are tried alone first)."""
+    import pyarrow as pa
     import pyarrow.compute as pc  # here, not at the top: `hash`, the row map of model tables, needs none
+
+    from analytics.arrays import int_numpy
 
     try:
         pc.cast(ids.slice(0, 256), pa.int64())
@@ -69,11 +80,15 @@ def _string_order(ids: pa.Array) -> np.ndarray:
     """Positions of the ids in code-point order."""
     import pyarrow.compute as pc
 
+    from analytics.arrays import int_numpy
+
     return int_numpy(pc.sort_indices(ids))
 
 
 def map_rows(ids: pa.Array, mode: str, rows: int | None, table: str) -> tuple[np.ndarray, int]:
     """Row of each id and the table's row count under `mode`; `rows` is the model's size (None: unknown)."""
+    import numpy as np
+
     n = len(ids)
     if mode == "hash":
         if rows is None:

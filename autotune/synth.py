@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from autotune.dtypes import DTYPE_BYTES
 from autotune.errors import UserError
-from autotune.workload import DTYPE_BYTES
 
 #: Queries per generated chunk (Meta's 2021 trace batch size). Part of the law: changing it changes the output.
 CHUNK_QUERIES = 65_536

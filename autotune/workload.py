@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from autotune.dtypes import DTYPE_BYTES
 from autotune.errors import UserError
 
 PROFILE_VERSION = 1
@@ -34,8 +35,6 @@ REUSE_BINS = 17
 #: Contiguous row-range buckets of `bucket_mass`.
 N_BUCKETS = 1024
 
-#: Bytes per element of each supported embedding dtype.
-DTYPE_BYTES: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1, "uint8": 1}
 #: int8 rows carry an fp32 scale and bias (FBGEMM's fused 8-bit rowwise layout): 8 bytes per row.
 INT8_ROW_OVERHEAD_BYTES = 8
 

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analytics import analyze, merge_profiles, read_counts
-from analytics.sql import splitmix64
+from analytics.sampling import splitmix64
 from autotune.cli import app
 from autotune.workload import load_profile
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analytics import read_counts
-from analytics.sql import splitmix64
+from analytics.sampling import splitmix64
 from autotune.cli import app
 
 runner = CliRunner()

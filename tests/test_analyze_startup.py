@@ -104,6 +104,33 @@ def test_hash_rows_need_neither_pyarrow_compute_nor_numpy_ma_and_blas_runs_one_t
     assert rc == 0 and blas == "3"
 
 
+def test_the_parse_starts_before_numpy_and_pyarrow_load(tmp_path):
+    # with the background import turned off, nothing before the Polars parse may need numpy or pyarrow: their
+    # import (about 0.1 s) then overlaps the parse (analytics.pipeline.STATISTICS_STACK)
+    log = tmp_path / "day.tsv"
+    _criteo_log(log, 100)
+    args = ["analyze", str(log), "--format", "criteo", "--out", str(tmp_path / "p"), "--json"]
+    code = (
+        "import json, sys\n"
+        "import analytics.fast_text as ft\n"
+        "import analytics.pipeline as pipeline\n"
+        "from autotune.cli import main\n"
+        "pipeline.STATISTICS_STACK = ()\n"
+        "heavy = ('numpy', 'pyarrow', 'pyarrow.parquet', 'analytics.counting', 'autotune.workload')\n"
+        "seen, read_one = [], ft._read_one\n"
+        "def spy(*a, **k):\n"
+        "    seen.append([m for m in heavy if m in sys.modules])\n"
+        "    return read_one(*a, **k)\n"
+        "ft._read_one = spy\n"
+        f"sys.argv = ['autotune', *{args!r}]\n"
+        "try:\n    main(fast_exit=False)\nexcept SystemExit:\n    pass\n"
+        "print(json.dumps(seen), file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout)["rows_read"] == 100
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == [[]]  # one parse, nothing heavy loaded before it
+
+
 def test_duckdb_path_imports_duckdb_when_it_needs_it(tmp_path):
     log = tmp_path / "day.tsv"
     _criteo_log(log, 50, bad_line=7)  # a short line: not provably clean, so DuckDB skips and locates it

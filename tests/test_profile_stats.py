@@ -10,7 +10,7 @@ import pytest
 
 from analytics import stats
 from analytics.rowmap import fnv1a64, map_rows
-from analytics.sql import kept_positions, splitmix64, splitmix64_np
+from analytics.sampling import kept_positions, splitmix64, splitmix64_np
 from autotune.errors import UserError
 
 

@@ -212,7 +212,7 @@ def _reuse_histograms(hist: CountHistogram) -> tuple[tuple[float, ...], tuple[fl
     b = reuse_bin(values)
     ids = np.bincount(b, weights=mult.astype(float), minlength=REUSE_BINS) / mult.sum()
     acc = np.bincount(b, weights=(values * mult).astype(float), minlength=REUSE_BINS) / (values @ mult)
-    return tuple(float(x) for x in ids), tuple(float(x) for x in acc)
+    return tuple(ids.tolist()), tuple(acc.tolist())
 
 
 def bucket_mass(rows: np.ndarray, counts: np.ndarray, n_rows: int, n_buckets: int = N_BUCKETS) -> tuple[float, ...]:
@@ -229,7 +229,7 @@ def bucket_mass(rows: np.ndarray, counts: np.ndarray, n_rows: int, n_buckets: in
         raise ValueError(f"rows must lie in [0, {n_rows})")
     b = (r * n_buckets) // n_rows
     mass = np.bincount(b, weights=c, minlength=n_buckets) / c.sum()
-    return tuple(float(x) for x in mass)
+    return tuple(mass.tolist())
 
 
 def zipf_alpha(desc: np.ndarray) -> float:

@@ -11,11 +11,13 @@ value either way.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import Any
 
 _SCALARS = (str, int, float, bool, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)  # exact types: a set lookup is the cheapest test per element of a long curve
+_SEQUENCE_TYPES = frozenset({list, tuple})
 
 
 def _flat(value: Any) -> bool:
@@ -24,6 +26,17 @@ def _flat(value: Any) -> bool:
     if kind in _SCALAR_TYPES or isinstance(value, _SCALARS):
         return True
     return isinstance(value, list | tuple) and all(type(x) in _SCALAR_TYPES or isinstance(x, _SCALARS) for x in value)
+
+
+def _all_flat(values: Sequence[Any]) -> bool:
+    """Every element `_flat`. The element types of a long curve (scalars, or [x, y] pairs) are collected at C
+    speed (`map`, `chain`); anything else (a subclass such as an IntEnum, a mixed list) takes the test above."""
+    kinds = set(map(type, values))
+    if kinds <= _SCALAR_TYPES:
+        return True
+    if kinds <= _SEQUENCE_TYPES and set(map(type, chain.from_iterable(values))) <= _SCALAR_TYPES:
+        return True
+    return all(_flat(x) for x in values)
 
 
 def _key(key: Any, compact: Callable[[Any], str]) -> str:
@@ -44,7 +57,7 @@ def dumps(obj: Any, indent: int = 2, default: Callable[[Any], Any] | None = None
         if isinstance(value, dict) and value:
             items = (f"{inner}{_key(k, compact)}: {enc(v, inner)}" for k, v in value.items())
             return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-        if isinstance(value, list | tuple) and value and not all(_flat(x) for x in value):
+        if isinstance(value, list | tuple) and value and not _all_flat(value):
             return "[\n" + ",\n".join(inner + enc(v, inner) for v in value) + "\n" + pad + "]"
         return compact(value)
 

@@ -48,3 +48,23 @@ def test_default_converts_what_json_has_no_type_for():
 
     got = dumps({"n": np.int64(3), "a": np.arange(3), "f": [np.float64(1.5), 2]}, default=default)
     assert got == '{\n  "n": 3,\n  "a": [0, 1, 2],\n  "f": [1.5, 2]\n}'
+
+
+def test_subclasses_and_mixed_lists_keep_the_flat_layout():
+    # the C-speed type test of long lists sees exact types only: an IntEnum, a bool or a mix of scalars and
+    # flat lists must still be laid out as flat, as `json.dumps` would encode them
+    import enum
+
+    class Code(enum.IntEnum):
+        A = 7
+
+    doc = {"pairs": [[Code.A, 1.5], (2, True)], "mixed": [1, [2, 3]], "deep": [[1, [2]]]}
+    assert dumps(doc) == (
+        "{\n"
+        '  "pairs": [[7, 1.5], [2, true]],\n'
+        '  "mixed": [1, [2, 3]],\n'
+        '  "deep": [\n'
+        "    [1, [2]]\n"
+        "  ]\n"
+        "}"
+    )

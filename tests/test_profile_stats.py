@@ -199,6 +199,14 @@ def test_distinct_rows_and_fnv_fast_paths():
         assert fnv1a64(ids).tolist() == [fnv(s) for s in ids]
         sliced = pa.array(["pad", *ids], pa.string()).slice(1)  # a non-zero array offset
         assert fnv1a64(sliced).tolist() == [fnv(s) for s in ids]
+    # more ids than one hashing block (FNV_BLOCK): the ids on both sides of each block edge and at the end
+    from analytics.rowmap import FNV_BLOCK
+
+    n = 2 * FNV_BLOCK + 3
+    edges = [0, FNV_BLOCK - 1, FNV_BLOCK, FNV_BLOCK + 1, 2 * FNV_BLOCK - 1, 2 * FNV_BLOCK, n - 1]
+    for ids in ([f"{i:08x}" for i in range(n)], [f"{i:x}" * (1 + i % 3) for i in range(n)]):
+        got = fnv1a64(pa.array(ids, pa.large_string()))
+        assert [int(got[i]) for i in edges] == [fnv(ids[i]) for i in edges]
 
 
 def test_arrow_helpers_round_trip():
@@ -248,3 +256,19 @@ def test_large_strings_casts_only_what_is_not_large_string_already():
     assert small.type == pa.large_string() and small.to_pylist() == ["a", "bc"]
     chunked = large_strings(pa.chunked_array([pa.array(["a"]), pa.array(["b", "c"])]))
     assert isinstance(chunked, pa.Array) and chunked.to_pylist() == ["a", "b", "c"]
+
+
+def test_profile_vectors_are_validated_element_by_element():
+    # profile.json's vectors (reuse histograms, bucket masses) must be lists of non-negative numbers; JSON's
+    # ints read as floats, and a null, a string or a negative share names the table and the field
+    from model_helpers import zipf_table
+
+    from autotune.workload import TableProfile
+
+    good = zipf_table("t", rows=1000, alpha=1.0).to_dict()
+    ints = dict(good, reuse_rows=[1] + [0] * (len(good["reuse_rows"]) - 1))
+    assert TableProfile.from_dict(ints).reuse_rows == (1.0,) + (0.0,) * (len(good["reuse_rows"]) - 1)
+    for bad in (None, "0.5", -0.25, [0.5]):
+        mass = [*good["bucket_mass"][:-1], bad]
+        with pytest.raises(UserError, match=r"p\.json: table 't': field 'bucket_mass' must hold non-negative numbers"):
+            TableProfile.from_dict(dict(good, bucket_mass=mass), where="p.json")

@@ -17,6 +17,8 @@ Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tabl
 - `pandas`: what a user might write to save work: `pd.read_csv(..., usecols=C1..C26, dtype=str)`, then the same.
   With pandas 3 it is the slower of the two (4x per row: `dtype=str` parses to Python strings first, the
   defaults infer Arrow-backed strings), so the target ratio (b) is taken against the faster.
+  `--pandas-python PY` runs both with another interpreter, e.g. a venv with pandas 2.2 (the dev extra's floor),
+  where both give Python-object strings.
 
 Every method reports per table the accesses and the distinct ids; the script checks that they agree with
 `analyze` (a benchmark of wrong answers is worthless). Wall time is measured around each process (Python
@@ -154,6 +156,14 @@ JOBS = {
 # ------------------------------------------------------------------------------------------------------
 
 
+def _pandas_version(python: str) -> str:
+    """The pandas version that `python` imports (the pandas methods run with it)."""
+    done = subprocess.run([python, "-c", "import pandas; print(pandas.__version__)"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"--pandas-python {python}: cannot import pandas:\n{done.stderr[-1000:]}")
+    return done.stdout.strip()
+
+
 def compile_packages() -> None:
     """Byte-compile autotune and analytics in place, as a wheel install would (see the module docstring)."""
     import analytics
@@ -175,6 +185,12 @@ def main() -> None:
         "--skip",
         default="",
         help="comma-separated methods not to run (analyze,analyze-duckdb,duckdb,polars,pandas,pandas-defaults)",
+    )
+    ap.add_argument(
+        "--pandas-python",
+        default=sys.executable,
+        help="Python that runs the two pandas methods (default: this one), e.g. a venv with pandas 2.2, "
+        "whose read_csv gives Python-object strings where pandas 3 gives Arrow-backed ones",
     )
     ap.add_argument("--job", choices=sorted(JOBS), help=argparse.SUPPRESS)
     ap.add_argument("--log", type=Path, help=argparse.SUPPRESS)
@@ -206,6 +222,10 @@ def main() -> None:
                         str(logs / "model.toml"), "--out", str(work / "profile"), "--json"],
             **{name: [sys.executable, __file__, "--job", name, "--log", str(log)] for name in JOBS},
         }  # fmt: skip
+        for name in ("pandas", "pandas-defaults"):
+            commands[name][0] = args.pandas_python
+        if not skip >= {"pandas", "pandas-defaults"}:
+            print(f"pandas {_pandas_version(args.pandas_python)}, run by {args.pandas_python}")
         for _ in range(args.repeat):  # round robin, so slow phases of a shared machine hit every method
             for name, cmd in commands.items():
                 if name in skip:

@@ -23,8 +23,8 @@ ROW_MAPS: tuple[str, ...] = ("hash", "identity", "dense")
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 #: Ids hashed per block: a block's hashes (64K x 8 bytes) stay in the CPU cache through every byte position
-#: instead of streaming the whole array through memory once per byte (measured: 1M 8-character ids in 6.7 ms
-#: against 12 ms unblocked).
+#: instead of streaming the whole array through memory once per byte (measured on 1M 8-character ids: the
+#: byte loop 6.7 ms against 12 ms unblocked, the whole function 8.1 ms against 9.6 ms).
 FNV_BLOCK = 1 << 16
 
 
@@ -49,11 +49,11 @@ def fnv1a64(ids: pa.Array | list[str]) -> np.ndarray:
     if n == 0:
         return h
     shortest, longest = int(lengths.min()), int(lengths.max())
+    # equal lengths (hashed hex ids): the bytes form an (n, length) matrix, read column by column
     mat = data[offsets[0] : offsets[0] + n * longest].reshape(n, longest) if shortest == longest else None
     for a in range(0, n, FNV_BLOCK):
         block = h[a : a + FNV_BLOCK]  # a view: hashed in place
         for j in range(shortest):  # every string has a byte at position j
-            # equal lengths (hashed hex ids): the bytes form an (n, length) matrix
             byte = mat[a : a + FNV_BLOCK, j] if mat is not None else data[starts[a : a + FNV_BLOCK] + j]
             np.bitwise_xor(block, byte, out=block, casting="unsafe")
             np.multiply(block, prime, out=block)  # wraps mod 2^64

@@ -34,6 +34,8 @@ COVERAGE_PERCENTS: tuple[str, ...] = ("0.01", "0.1", "1", "10", "50")
 REUSE_BINS = 17
 #: Contiguous row-range buckets of `bucket_mass`.
 N_BUCKETS = 1024
+#: `0.0 <= x`: False for a negative number and for NaN (which `json.loads` accepts), so neither passes as a share.
+_AT_LEAST_ZERO = (0.0).__le__
 
 #: int8 rows carry an fp32 scale and bias (FBGEMM's fused 8-bit rowwise layout): 8 bytes per row.
 INT8_ROW_OVERHEAD_BYTES = 8
@@ -171,9 +173,9 @@ class TableProfile:
             v = d.get(key)
             if not isinstance(v, list) or (length is not None and len(v) != length):
                 raise UserError(f"{at}: field '{key}' must be a list of {length} numbers")
-            # the common case (only floats and ints, as json.loads gives them) is tested at C speed
+            # tested at C speed in the common case (only floats and ints, as json.loads gives them)
             plain = set(map(type, v)) <= {float, int}
-            if (not plain and any(not isinstance(x, int | float) for x in v)) or (v and min(v) < 0):
+            if (not plain and any(not isinstance(x, int | float) for x in v)) or not all(map(_AT_LEAST_ZERO, v)):
                 raise UserError(f"{at}: field '{key}' must hold non-negative numbers")
             return tuple(map(float, v))
 

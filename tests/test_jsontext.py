@@ -60,11 +60,5 @@ def test_subclasses_and_mixed_lists_keep_the_flat_layout():
 
     doc = {"pairs": [[Code.A, 1.5], (2, True)], "mixed": [1, [2, 3]], "deep": [[1, [2]]]}
     assert dumps(doc) == (
-        "{\n"
-        '  "pairs": [[7, 1.5], [2, true]],\n'
-        '  "mixed": [1, [2, 3]],\n'
-        '  "deep": [\n'
-        "    [1, [2]]\n"
-        "  ]\n"
-        "}"
+        '{\n  "pairs": [[7, 1.5], [2, true]],\n  "mixed": [1, [2, 3]],\n  "deep": [\n    [1, [2]]\n  ]\n}'
     )

@@ -260,7 +260,7 @@ def test_large_strings_casts_only_what_is_not_large_string_already():
 
 def test_profile_vectors_are_validated_element_by_element():
     # profile.json's vectors (reuse histograms, bucket masses) must be lists of non-negative numbers; JSON's
-    # ints read as floats, and a null, a string or a negative share names the table and the field
+    # ints read as floats, and a null, a string, a negative share or a NaN names the table and the field
     from model_helpers import zipf_table
 
     from autotune.workload import TableProfile
@@ -268,7 +268,7 @@ def test_profile_vectors_are_validated_element_by_element():
     good = zipf_table("t", rows=1000, alpha=1.0).to_dict()
     ints = dict(good, reuse_rows=[1] + [0] * (len(good["reuse_rows"]) - 1))
     assert TableProfile.from_dict(ints).reuse_rows == (1.0,) + (0.0,) * (len(good["reuse_rows"]) - 1)
-    for bad in (None, "0.5", -0.25, [0.5]):
+    for bad in (None, "0.5", -0.25, [0.5], float("nan")):
         mass = [*good["bucket_mass"][:-1], bad]
         with pytest.raises(UserError, match=r"p\.json: table 't': field 'bucket_mass' must hold non-negative numbers"):
             TableProfile.from_dict(dict(good, bucket_mass=mass), where="p.json")

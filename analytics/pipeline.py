@@ -128,12 +128,23 @@ def _resolve_format(fmt: str, files: tuple[sources.LogFile, ...]) -> tuple[str, 
     first = files[0]
     sniffed = None if first.parquet else sources.sniff(first)
     if fmt != "auto":
+        if sniffed is not None and fmt in ("csv", "tsv"):
+            _check_delimiter(first, fmt, sources.first_line(first))
         return fmt, sniffed
     if first.parquet:
         schema = readers.parquet_schema(first)
         return ("long" if all(c in schema.names for c in sources.LONG_COLUMNS) else "parquet"), None
     assert sniffed is not None
     return sniffed.format, sniffed
+
+
+def _check_delimiter(first: sources.LogFile, fmt: str, line: str) -> None:
+    """An explicit --format csv on tab-separated text (or tsv on comma-separated text) would read every line
+    as one field, i.e. one table named after the whole header: say which format the text looks like."""
+    if fmt == "csv" and "," not in line and "\t" in line:
+        raise UserError(f"{first.path}: line 1 holds tabs and no comma; it is tab-separated: use --format tsv")
+    if fmt == "tsv" and "\t" not in line and "," in line:
+        raise UserError(f"{first.path}: line 1 holds commas and no tab; it is comma-separated: use --format csv")
 
 
 class _DuckDB:
@@ -154,6 +165,14 @@ class _DuckDB:
             self._con.close()
             self._con = None
 
+    def out_of_memory(self, exc: BaseException) -> bool:
+        """Whether `exc` is DuckDB running out of `memory_limit` (only possible once it has been started)."""
+        if self._con is None:
+            return False
+        import duckdb
+
+        return isinstance(exc, duckdb.OutOfMemoryException)
+
 
 def _pick_tables(
     reader: readers.LogReader,
@@ -170,15 +189,27 @@ def _pick_tables(
         return tuple(dict.fromkeys(requested))
     if model is not None:
         in_model = tuple(c for c in cols if c in model.tables)
-        if in_model:
-            return in_model
+        if not in_model:
+            raise UserError(
+                f"{model.path}: names none of the log's columns ({_listed(cols)}), so it sizes no table; "
+                f"check its table names ({_listed(tuple(model.tables))}) or leave out --model"
+            )
+        return in_model
     picked = reader.default_tables(db)
     if not picked:
+        beside = Path(where).parent / "model.toml"
+        hint = f", or give the model spec beside the log: --model {beside}" if beside.is_file() else ""
         raise UserError(
             f"{where}: every column looks numeric, so none is a table by default; "
-            f"pick the table columns with --tables (columns: {', '.join(cols)})"
+            f"pick the table columns with --tables (columns: {', '.join(cols)}){hint}"
         )
     return picked
+
+
+def _listed(names: Sequence[str], shown: int = 8) -> str:
+    """Names for a message, the first few and how many more."""
+    more = len(names) - shown
+    return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
 def analyze(
@@ -224,6 +255,13 @@ def analyze(
     files = sources.expand(list(paths))
     spec = load_model_spec(model, dim, dtype) if model is not None else None
     fmt_resolved, sniffed = _resolve_format(fmt, files)
+    if columns and (fmt_resolved == "criteo" or files[0].parquet):
+        fixed = (
+            "Criteo logs have fixed columns (label, I1..I13, C1..C26)"
+            if fmt_resolved == "criteo"
+            else ("Parquet files name their own columns")
+        )
+        raise UserError(f"--columns names the columns of headerless CSV/TSV files; {fixed}: leave it out")
     name = name or default_name(paths)
     out_dir = Path(out) if out is not None else DEFAULT_OUT_ROOT / name
     opts = readers.ReadOptions(tuple(columns) if columns else None, strict, sample, seed)
@@ -245,6 +283,14 @@ def analyze(
                     db.connect(), reader, files, fmt_resolved, tables, chosen, multi_sep, sample, say
                 )
                 parser = "duckdb"
+        except Exception as exc:
+            if not db.out_of_memory(exc):
+                raise
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"{where}: reading the logs needs more memory than --memory-limit {memory_limit} ({first}); "
+                "raise --memory-limit"
+            ) from None
         finally:
             db.close()
         stack.join()

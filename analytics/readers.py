@@ -122,6 +122,8 @@ def _load_text(
         try:
             con.execute(f"INSERT INTO log SELECT {select} FROM {_read_csv_sql(f, names, delimiter, header, quote)}")
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise  # analyze words it, with the remedy: more --memory-limit
             raise UserError(f"{f.path}: cannot parse the file ({_first_line(exc)})") from None
     rows_read = con.execute("SELECT count(*) FROM log").fetchall()[0][0]
     try:
@@ -299,6 +301,8 @@ class ParquetWide(LogReader):
         try:
             read = con.execute(f"SELECT count(*) FROM {_parquet_union(self.files, list(keep), False)}").fetchall()[0][0]
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise  # analyze words it, with the remedy: more --memory-limit
             raise UserError(f"cannot read the Parquet inputs ({_first_line(exc)})") from None
         if read == 0:
             raise UserError(f"{', '.join(str(f.path) for f in self.files)}: no data rows in the log")
@@ -345,18 +349,21 @@ class LongLog(LogReader):
             raise UserError("long-form inputs mix Parquet and text files; analyse them separately")
         if self.parquet:
             self.schemas = [parquet_schema(f) for f in files]
-            names = tuple(self.schemas[0].names)
+            per_file = [tuple(schema.names) for schema in self.schemas]
             self.delimiter = ","
         else:
             self.delimiter = sniffed.delimiter if sniffed else ","
-            names = opts.columns or tuple(x.strip() for x in split_fields(first_line(files[0]), self.delimiter))
-        lacking = [c for c in LONG_COLUMNS if c not in names]
-        if lacking:
-            raise UserError(
-                f"{files[0].path}: a long-form log needs columns {', '.join(LONG_COLUMNS)}; "
-                f"missing {', '.join(lacking)} (columns: {', '.join(names)})"
-            )
-        self.names = names
+            per_file = [
+                opts.columns or tuple(x.strip() for x in split_fields(first_line(f), self.delimiter)) for f in files
+            ]
+        for f, names in zip(files, per_file, strict=True):  # every file: a later one may lack a column
+            lacking = [c for c in LONG_COLUMNS if c not in names]
+            if lacking:
+                raise UserError(
+                    f"{f.path}: a long-form log needs columns {', '.join(LONG_COLUMNS)}; "
+                    f"missing {', '.join(lacking)} (columns: {', '.join(names)})"
+                )
+        self.names = per_file[0]
 
     def columns(self) -> tuple[str, ...]:
         return self.names
@@ -377,6 +384,8 @@ class LongLog(LogReader):
             try:
                 read = con.execute(f"SELECT count(*) FROM {rel}").fetchall()[0][0]
             except duckdb.Error as exc:
+                if isinstance(exc, duckdb.OutOfMemoryException):
+                    raise  # analyze words it, with the remedy: more --memory-limit
                 raise UserError(f"cannot read the Parquet inputs ({_first_line(exc)})") from None
             if read == 0:
                 raise UserError(f"{', '.join(str(f.path) for f in self.files)}: no data rows in the log")

@@ -2,8 +2,11 @@
 
 A LOGS argument is a file, a folder (every log file inside, recursively: `*.csv`, `*.tsv`, `*.txt`,
 `*.log`, `*.parquet`, `*.pq`, any of the text ones with `.gz`, and files without an extension such as
-Criteo's `day_0`; hidden files and `_SUCCESS`-style markers are skipped) or a glob (`logs/*.tsv.gz`,
-`**` allowed). Compression is read from the magic bytes, not the name.
+Criteo's `day_0`; hidden files, `_SUCCESS`-style markers, documentation shipped beside data such as
+README.txt, and profile directories written by `analyze` (a profile.json beside counts.parquet) are
+skipped) or a glob (`logs/*.tsv.gz`, `**` allowed). Compression is read from the magic bytes, not the
+name. A file named on the command line that is plainly not a log (JSON, TOML, YAML, Markdown, an image, a
+profile's own counts.parquet) is refused with what it is.
 
 Format detection (`--format auto`), from the first line of the first file:
 Parquet by its magic bytes; `long` when the header is exactly query_id, table, id; `criteo` when the
@@ -28,6 +31,13 @@ CRITEO_FIELDS = 40
 LONG_COLUMNS = ("query_id", "table", "id")
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+#: Files a folder scan leaves out although their suffix is a log's: documentation shipped beside data sets.
+DOC_STEMS = frozenset({"readme", "license", "licence", "notice", "changelog", "copying", "authors"})
+#: Suffixes of files that are never query logs (a model spec, a profile, notes, plots) when named directly.
+NOT_LOG_SUFFIXES = frozenset({".json", ".toml", ".yaml", ".yml", ".md", ".png", ".pdf", ".html"})
+#: The files of a profile directory written by `analyze` (analytics.profile_io): its marker and its counts.
+PROFILE_MARKER = "profile.json"
+PROFILE_COUNTS = "counts.parquet"
 
 
 @dataclass(frozen=True)
@@ -54,11 +64,14 @@ def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
     for arg in paths:
         p = Path(arg)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and _is_log_name(f, p))
+            if _is_profile_dir(p):
+                raise UserError(f"{p}: a workload profile written by `autotune analyze`, not a folder of logs")
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _is_log_name(f, p) and not _in_profile(f, p))
             if not found:
                 raise UserError(f"{p}: folder holds no log files (csv, tsv, txt, log, parquet, optionally .gz)")
             files.extend(found)
         elif p.exists():
+            _refuse_non_log(p)
             files.append(p)
         elif glob.has_magic(str(arg)):
             found = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
@@ -83,8 +96,32 @@ def _is_log_name(f: Path, root: Path) -> bool:
     rel = f.relative_to(root).parts
     if any(part.startswith((".", "_")) for part in rel):
         return False
-    name = f.name[:-3] if f.name.endswith(".gz") else f.name
-    return Path(name).suffix.lower() in LOG_SUFFIXES
+    name = Path(f.name[:-3] if f.name.endswith(".gz") else f.name)
+    return name.suffix.lower() in LOG_SUFFIXES and name.stem.lower() not in DOC_STEMS
+
+
+def _is_profile_dir(d: Path) -> bool:
+    return (d / PROFILE_MARKER).is_file() and (d / PROFILE_COUNTS).is_file()
+
+
+def _in_profile(f: Path, root: Path) -> bool:
+    """Whether `f` lies in a profile directory below `root` (analyze's output written into its log folder)."""
+    return any(_is_profile_dir(d) for d in f.parents if d != root and d.is_relative_to(root))
+
+
+def _refuse_non_log(p: Path) -> None:
+    """A file named on the command line that is plainly not a query log: say what it is."""
+    name = Path(p.name[:-3] if p.name.endswith(".gz") else p.name)
+    if p.name == PROFILE_COUNTS and (p.parent / PROFILE_MARKER).is_file():
+        raise UserError(
+            f"{p}: the per-id counts of a workload profile written by `autotune analyze`, not a query log; "
+            "to combine two profiles use analytics.merge_profiles"
+        )
+    if name.suffix.lower() in NOT_LOG_SUFFIXES:
+        what = "a workload profile written by `autotune analyze`" if p.name == PROFILE_MARKER else "not a query log"
+        raise UserError(
+            f"{p}: {what}; analyze reads query logs: CSV, TSV, Criteo text, Parquet or long-form rows (gzip allowed)"
+        )
 
 
 def classify(path: Path) -> LogFile:

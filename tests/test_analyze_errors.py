@@ -110,3 +110,81 @@ def test_failure_keeps_a_previous_profile_intact(tmp_path):
     bad = runner.invoke(app, ["analyze", str(f), "--tables", "nope", "--out", str(out)])
     assert bad.exit_code == 2
     assert (out / "profile.json").read_text() == before
+
+
+def _analyze(args: list[str], out: Path) -> dict:
+    import json
+
+    result = runner.invoke(app, ["analyze", *args, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_a_profile_and_other_files_that_are_not_logs_are_refused(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "q.csv").write_text("user,item\nu1,a\nu2,a\nu1,b\n")
+    (logs / "model.toml").write_text('[[tables]]\nname = "item"\nrows = 10\n')
+    first = _analyze([str(logs)], logs / "profile")  # the profile is written into the log folder
+    # the folder scan leaves the profile directory (its counts.parquet) out: the same two tables again
+    again = _analyze([str(logs), "--tables", "user,item"], logs / "profile2")
+    assert [t["accesses"] for t in again["tables"]] == [3, 3] and len(first["tables"]) == 2
+    _fails([str(logs / "profile" / "profile.json")], tmp_path / "p", "a workload profile written by")
+    _fails([str(logs / "profile" / "counts.parquet")], tmp_path / "p", "per-id counts of a workload profile")
+    _fails([str(logs / "profile")], tmp_path / "p", "not a folder of logs")
+    _fails([str(logs / "model.toml")], tmp_path / "p", "model.toml: not a query log")
+
+
+def test_documentation_beside_the_data_is_not_a_log(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "README.txt").write_text("These logs were collected in 2024.\nOne line per query.\n")
+    (logs / "q.csv").write_text("user,item\nu1,a\nu2,a\n")
+    got = _analyze([str(logs)], tmp_path / "p")
+    assert [t["name"] for t in got["tables"]] == ["user", "item"] and got["rows_read"] == 2
+
+
+def test_every_long_form_file_needs_the_long_columns(tmp_path):
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    good.write_text("query_id,table,id\n1,t,x\n")
+    bad.write_text("query_id,tbl,id\n2,t,y\n")
+    _fails([str(good), str(bad), "--format", "long"], tmp_path / "p", "b.csv", "missing table")
+
+
+def test_a_format_that_contradicts_the_separator(tmp_path):
+    tsv, csv = tmp_path / "q.tsv", tmp_path / "q.csv"
+    tsv.write_text("user\titem\nu1\ta\n")
+    csv.write_text("user,item\nu1,a\n")
+    _fails([str(tsv), "--format", "csv"], tmp_path / "p", "q.tsv", "tab-separated", "--format tsv")
+    _fails([str(csv), "--format", "tsv"], tmp_path / "p", "q.csv", "comma-separated", "--format csv")
+
+
+def test_columns_with_a_format_that_names_its_own(tmp_path):
+    criteo = tmp_path / "day_0"
+    criteo.write_text("\t".join(["1"] + ["0"] * 13 + ["a"] * 26) + "\n")
+    _fails([str(criteo), "--columns", "a,b"], tmp_path / "p", "--columns", "Criteo logs have fixed columns")
+
+
+def test_a_model_that_names_none_of_the_columns(tmp_path):
+    log = tmp_path / "q.csv"
+    log.write_text("user,item\nu1,a\n")
+    model = tmp_path / "other.toml"
+    model.write_text('[[tables]]\nname = "t00"\nrows = 10\n')
+    _fails([str(log), "--model", str(model)], tmp_path / "p", "other.toml: names none of the log's columns", "t00")
+
+
+def test_numeric_columns_point_at_the_model_spec_beside_the_log(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "q.csv").write_text("a,b\n1,2\n3,4\n")
+    (logs / "model.toml").write_text('[[tables]]\nname = "a"\nrows = 10\n')
+    _fails([str(logs)], tmp_path / "p", "every column looks numeric", f"--model {logs / 'model.toml'}")
+
+
+def test_a_memory_limit_too_small_for_duckdb_names_the_remedy(tmp_path):
+    log = tmp_path / "q.csv"
+    log.write_text("user,item\n" + "".join(f"u{i},i{i % 7}\n" for i in range(20_000)))
+    _fails([str(log), "--memory-limit", "1KB"], tmp_path / "p", "q.csv", "raise --memory-limit")
+    criteo = tmp_path / "day_0"  # DuckDB's parse of the text (not the table sniffing) is what runs out here
+    criteo.write_text("".join("\t".join(["1"] + ["0"] * 13 + [f"{i % 97:x}"] * 26) + "\n" for i in range(20_000)))
+    _fails([str(criteo), "--memory-limit", "1KB"], tmp_path / "p", "day_0", "raise --memory-limit")

@@ -17,7 +17,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 demo: $(VENV)/.installed
 	$(BIN)/autotune synth $(DEMO)/logs --preset avazu --queries 500000 --seed 7 --format parquet
-	$(BIN)/autotune analyze $(DEMO)/logs --model $(DEMO)/logs/model.toml --name avazu --out $(DEMO)/profile
+	$(BIN)/autotune analyze $(DEMO)/logs --model $(DEMO)/logs/model.toml --row-map identity --name avazu --out $(DEMO)/profile
 	rm -rf runs/demo-avazu  # a fresh run each time: the profile above is rewritten, and a run belongs to one profile
 	$(BIN)/autotune search --hw ascend910b --profile $(DEMO)/profile --run demo-avazu --n-trials 300 --timeout 90
 	$(BIN)/autotune show demo-avazu

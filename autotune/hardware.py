@@ -110,6 +110,3 @@ class HardwareProfile:
     def slice_bytes_per_s(self) -> float:
         """Bandwidth of one L2 slice: the chip's L2 bandwidth is the sum over its slices."""
         return self.l2_bandwidth_bytes_per_s / self.l2_slices
-
-    def cycles_to_s(self, cycles: float) -> float:
-        return cycles / self.clock_hz

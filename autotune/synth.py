@@ -74,11 +74,6 @@ class TableSpec:
         """Whether a bag can hold more than one id."""
         return self.pooling > 1.0 or self.bag != "fixed"
 
-    @property
-    def expected_pooling(self) -> float:
-        """Look-ups per query over all queries (the analyzer's pooling factor), before rows cap bags."""
-        return (1.0 - self.missing) * self.pooling
-
 
 @dataclass(frozen=True)
 class SynthSpec:
@@ -286,16 +281,6 @@ class RankSampler:
         # Rounding at the very top of the head cdf can yield `head`: fold it onto the last head rank.
         return np.minimum(ranks, self.rows - 1)
 
-    def pmf(self, ranks: np.ndarray) -> np.ndarray:
-        """Probability of each 0-based rank under the sampled law (uniform, exact head, midpoint tail)."""
-        k = np.asarray(ranks, dtype=np.float64) + 1.0
-        if self.uniform:
-            return np.full(k.shape, 1.0 / self.rows)
-        total = self.head_mass + self.tail_mass
-        s = 1.0 - self.alpha
-        tail = ((k + 0.5) ** s - (k - 0.5) ** s) / s
-        return np.where(k <= len(self.head_cdf), k**-self.alpha, tail) / total
-
 
 def row_bijection(rows: int, seed: int, table: str, contiguous_hot: bool) -> tuple[int, int]:
     """(a, b) of row = (a * rank + b) mod rows for 0-based ranks; (1, 0) is the identity (contiguous hot)."""
@@ -396,11 +381,6 @@ def _first_distinct(mat: np.ndarray, valid: np.ndarray, need: np.ndarray) -> np.
     np.put_along_axis(first, order, first_sorted, axis=1)
     first &= valid
     return first & (np.cumsum(first, axis=1) <= need[:, None])
-
-
-def table_chunk(table: TableSpec, seed: int, chunk: int, queries: int, contiguous_hot: bool = False) -> Bags:
-    """The look-ups of `table` for the `queries` queries of chunk number `chunk` (pure; deterministic)."""
-    return _chunk(table, RankSampler(table.rows, table.alpha), seed, chunk, queries, contiguous_hot)
 
 
 def _chunk(table: TableSpec, sampler: RankSampler, seed: int, chunk: int, queries: int, contiguous_hot: bool) -> Bags:

@@ -8,8 +8,9 @@ Generates a Criteo TSV with `autotune synth --preset criteo1tb` (26 one-hot tabl
   (`polars` in memory, `polars-chunks` for text over a third of the 2GB default memory limit);
 - `analyze-duckdb`: the same analysis through the Python API with the Polars paths turned off, i.e.
   analyze's DuckDB path (what malformed logs, long-form logs and Parquet go through);
-- `duckdb`: the best hand-written DuckDB we know (LIBRARIES.md: parse the text once, then one GROUP BY per
-  column): load C1..C26 as VARCHAR into a table, `SELECT c, count(*) ... GROUP BY c` per column;
+- `duckdb`: the best hand-written DuckDB we know: load C1..C26 as VARCHAR into a table (the text is parsed
+  once; grouping straight from `read_csv` would parse it again per column), then `SELECT c, count(*) ...
+  GROUP BY c` per column;
 - `polars`: the Polars equivalent: `read_csv` of C1..C26 once, one lazy `group_by(c).agg(pl.len())` per
   column, `pl.collect_all`;
 - `pandas-defaults`: what a user writes first: `pd.read_csv(sep="\\t", header=None)` (every column, pandas'

@@ -17,8 +17,6 @@ from autotune.model.costbook import CostBook
 from autotune.model.hotspot import HotGeometry, hot_geometry, hot_rows, row_reads, shard_hot_bytes
 from autotune.workload import TableProfile, WorkloadProfile
 
-#: Bytes of one look-up id (int32 row index) as the vector unit scans, sorts and routes it.
-ID_BYTES = 4
 #: Bytes per element of a pooled (accumulated) vector: fp32 accumulators.
 ACC_BYTES = 4
 #: Bytes per row of a balanced shard's id remap table (int32 new row index).

@@ -148,21 +148,6 @@ class TableCost:
         return self.batch.shard_desc[self._shards]
 
     @cached_property
-    def task_desc_time_s(self) -> np.ndarray:
-        """(r*k,) task times, slowest first."""
-        return self.batch.task_time_s[self._tasks]
-
-    @cached_property
-    def task_desc_kept(self) -> np.ndarray:
-        """(r*k,) bytes each task (slowest first) keeps in the memory that keeps data."""
-        return self.batch.task_kept[self._tasks]
-
-    @cached_property
-    def task_desc_transient(self) -> np.ndarray:
-        """(r*k,) bytes each task (slowest first) holds there during the task only."""
-        return self.batch.task_transient[self._tasks]
-
-    @cached_property
     def desc(self) -> tuple[int, ...]:
         """Shards, slowest first."""
         return tuple(int(i) for i in self.shard_desc)

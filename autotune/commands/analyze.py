@@ -130,7 +130,7 @@ def _print_table(result: object) -> None:
             f"{tp.coverage.get('1', 0.0):.1%}",
             f"{tp.zipf_alpha:.2f}",
         )
-    console.err.print(t)
+    console.out.print(t)  # the result on stdout, like the --json object; the note of where it went on stderr
     console.err.print(f"profile written to {result.path}", highlight=False)  # type: ignore[attr-defined]
 
 

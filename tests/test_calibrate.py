@@ -156,27 +156,6 @@ def test_calibrate_warns_on_a_busy_machine(tmp_path: Path, monkeypatch) -> None:
     assert (tmp_path / "hw" / "cpu.toml").is_file()
 
 
-def test_calibrate_out_is_checked_before_measuring(tmp_path: Path, monkeypatch) -> None:
-    import autotune.calibrate as cal
-
-    def no_work(quick, progress):
-        raise AssertionError("measured before --out was checked")
-
-    monkeypatch.setattr(cal, "measure", no_work)
-    folder = tmp_path / "b"
-    folder.mkdir()
-    afile = tmp_path / "afile"
-    afile.write_text("keep")
-    for target, message in (
-        (folder, f"--out {folder}: is a folder; give a file name (e.g. {folder / 'cpu.toml'})"),
-        (afile / "hw.toml", f"--out {afile / 'hw.toml'}: cannot create its folder, {afile} is a file"),
-    ):
-        res = runner.invoke(app, ["calibrate", "--out", str(target)])
-        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-        assert res.stderr.startswith(f"error: {message}"), res.stderr
-    assert list(folder.iterdir()) == [] and afile.read_text() == "keep"
-
-
 def test_recalibrating_keeps_the_profile_earlier_runs_were_searched_with(tmp_path: Path, monkeypatch) -> None:
     import hashlib
 

@@ -239,27 +239,6 @@ def test_profile_hash_mismatch_warns(prof_dir, tmp_path):
     assert ctx.n_cores == 48
 
 
-def test_evaluate_write_to_a_folder_or_under_a_file_is_one_line_before_any_work(prof_dir, tmp_path, monkeypatch):
-    import autotune.commands.evaluate as cmd
-
-    def no_work(*_a, **_k):
-        raise AssertionError("the inputs were loaded before --write was checked")
-
-    monkeypatch.setattr(cmd, "load_inputs", no_work)
-    folder = tmp_path / "b"
-    folder.mkdir()
-    afile = tmp_path / "afile"
-    afile.write_text("keep")
-    for target, message in (
-        (folder, f"--write {folder}: is a folder; give a file name (e.g. {folder / 'mapping.json'})"),
-        (afile / "m.json", f"--write {afile / 'm.json'}: cannot create its folder, {afile} is a file"),
-    ):
-        res = evaluate(prof_dir, write(tmp_path, GOOD), "--write", str(target))
-        assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-        assert res.stderr.startswith(f"error: {message}"), res.stderr
-    assert list(folder.iterdir()) == [] and afile.read_text() == "keep"
-
-
 def test_an_exported_torchrec_plan_is_named_not_dumped(prof_dir, tmp_path):
     from autotune.export.torchrec import FORMAT
 

@@ -240,3 +240,35 @@ def test_baselines_help_names_no_mapping() -> None:
     res = runner.invoke(app, ["baselines", "--help"], env={"COLUMNS": "200"})
     assert res.exit_code == 0
     assert "mapping's batch_size" not in res.stdout and "Queries per batch (default 512)" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "module", "work", "example"),
+    [
+        (["evaluate", "-p", "prof", "--hw", "ascend910b", "-m", "m.json", "--write"], "autotune.commands.evaluate",
+         "load_inputs", "mapping.json"),
+        (["calibrate", "--out"], "autotune.calibrate", "measure", "cpu.toml"),
+    ],
+)  # fmt: skip
+def test_an_output_file_that_is_a_folder_or_under_a_file_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch, argv: list[str], module: str, work: str, example: str
+) -> None:
+    import importlib
+
+    def no_work(*_a, **_k):
+        raise AssertionError("work done before the output path was checked")
+
+    monkeypatch.setattr(importlib.import_module(module), work, no_work)
+    option = argv[-1]
+    folder = tmp_path / "b"
+    folder.mkdir()
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for target, message in (
+        (folder, f"{option} {folder}: is a folder; give a file name (e.g. {folder / example})"),
+        (afile / "x", f"{option} {afile / 'x'}: cannot create its folder, {afile} is a file"),
+    ):
+        res = runner.invoke(app, [*argv, str(target)])
+        _one_line_error(res, f"error: {message}")
+        assert res.exit_code == 2
+    assert list(folder.iterdir()) == [] and afile.read_text() == "keep"

@@ -25,6 +25,7 @@ from analytics.arrays import int64_array, large_strings, repeat_dictionary
 from analytics.build import TableSettings, table_profile
 from autotune.atomic import atomic_dir, write_json
 from autotune.errors import UserError
+from autotune.outputs import PROFILE_OUTPUT
 from autotune.workload import TableProfile, WorkloadProfile, load_profile
 
 COUNTS_FILE = "counts.parquet"
@@ -109,7 +110,7 @@ def write_profile(
     as soon as it has them (`add`), so counts.parquet is written by a background thread while it computes
     the rest. An exception in either leaves nothing behind. Returns the profile written.
     """
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, PROFILE_OUTPUT) as tmp:
         with CountsWriter(tmp / COUNTS_FILE) as counts:
             for t in tables:
                 counts.add(*t)

@@ -1,27 +1,137 @@
-"""Atomic writes: readers never see a half-written file or directory.
+"""Atomic writes: readers never see a half-written file or directory, and no output replaces user data.
 
 Files are written to a temporary sibling and renamed (`os.replace` is atomic on POSIX within one file
 system). Directories are built in a temporary sibling and swapped in, so an interrupted command leaves
-either the old output or nothing, never a partial one.
+either the old output or nothing, never a partial one. An existing folder is replaced only when it is
+empty or a previous output of the same command holding nothing else (`OutputKind`): an output path is
+often typed by hand, and `--out logs` must not delete the logs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autotune.errors import UserError
 from autotune.jsontext import dumps
+
+#: Foreign entries named in a refusal; more are counted, not listed.
+_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class OutputKind:
+    """What one command writes into its output folder: a previous output of it may be replaced, nothing else.
+
+    `files` are the relative paths it writes, as shell patterns per path part ("plots/*.png"); `marker` is
+    the file every output of it holds (how a previous output is told from a folder that happens to match).
+    """
+
+    command: str  # the command, as in `autotune <command>`
+    option: str  # the option or argument naming the folder, for the remedy ("--out")
+    marker: str
+    files: tuple[str, ...]
+
+    def allows(self, parts: tuple[str, ...], is_dir: bool) -> bool:
+        """Whether the entry at relative path `parts` is one this command writes (a folder: one it writes into)."""
+        for pattern in self.files:
+            want = tuple(pattern.split("/"))
+            fits = len(want) > len(parts) if is_dir else len(want) == len(parts)
+            if fits and all(fnmatch.fnmatchcase(p, w) for p, w in zip(parts, want, strict=False)):
+                return True
+        return False
 
 
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def check_parent(path: Path, option: str) -> None:
+    """Refuse `path` when its folder cannot be created: an ancestor is a file, or the nearest existing one is
+    not writable. Cheap, so commands call it before their work rather than fail after it."""
+    path = Path(path)
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UserError(f"{option} {path}: cannot create its folder, {ancestor} is a file; choose another {option}")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: no permission to write in {ancestor}; choose another {option}")
+
+
+def check_output_file(path: Path, option: str, example: str) -> None:
+    """Refuse an output file path that is a folder or whose folder cannot be created, before any work."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder; give a file name (e.g. {path / example})")
+    check_parent(path, option)
+
+
+def _foreign(path: Path, kind: OutputKind) -> list[str]:
+    """Entries under `path` that `kind`'s command does not write (at most _SHOWN + 1: enough to refuse)."""
+    found: list[str] = []
+    for top, dirs, files in os.walk(path, onerror=_raise):
+        rel = Path(top).relative_to(path).parts
+        for name in sorted(files) + [d for d in sorted(dirs) if Path(top, d).is_symlink()]:
+            if not kind.allows((*rel, name), is_dir=False):
+                found.append("/".join((*rel, name)))
+        keep = []
+        for name in sorted(dirs):
+            if Path(top, name).is_symlink():
+                continue
+            if kind.allows((*rel, name), is_dir=True):
+                keep.append(name)
+            else:
+                found.append("/".join((*rel, name)) + "/")
+        dirs[:] = keep  # do not descend into folders the command does not write
+        if len(found) > _SHOWN:
+            break
+    return found
+
+
+def _raise(exc: OSError) -> None:
+    raise exc
+
+
+def check_output_dir(path: Path, kind: OutputKind) -> None:
+    """Refuse `path` as `kind`'s output folder unless it is absent, empty, or a previous output of that command
+    holding only what it writes. Commands call it before their work; `atomic_dir` calls it again at the swap."""
+    path = Path(path)
+    remedy = f"choose another {kind.option} or remove it"
+    if path.name in ("", ".", ".."):
+        raise UserError(
+            f"{kind.option} {path}: name the output folder itself, not '.', '..' or '/' (e.g. {path / 'out'})"
+        )
+    if path.is_symlink():
+        raise UserError(f"{path} is a symbolic link, not a previous `autotune {kind.command}` output; {remedy}")
+    if not path.exists():
+        check_parent(path, kind.option)
+        return
+    if not path.is_dir():
+        raise UserError(f"{path} exists and is a file, not a previous `autotune {kind.command}` output; {remedy}")
+    try:
+        if not any(path.iterdir()):
+            return
+        foreign = _foreign(path, kind)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the folder ({exc.strerror}); {remedy}") from None
+    if foreign:
+        shown = ", ".join(foreign[:_SHOWN]) + (" and more" if len(foreign) > _SHOWN else "")
+        what = f"it holds {shown}"
+    elif not (path / kind.marker).is_file():
+        what = f"it holds no {kind.marker}"
+    else:
+        return
+    raise UserError(f"{path} exists and is not a previous `autotune {kind.command}` output ({what}); {remedy}")
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -53,24 +163,45 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 @contextlib.contextmanager
-def atomic_dir(path: Path) -> Iterator[Path]:
+def atomic_dir(path: Path, kind: OutputKind) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces `path`, on failure it is removed.
 
-    An existing `path` is replaced only after the new contents are complete.
+    `path` must pass `check_output_dir` (checked on entry and again at the swap, since the folder may have
+    changed while the contents were computed). An existing `path` is replaced only after the new contents
+    are complete; a swap that fails leaves the old folder in place and becomes a `UserError`.
     """
     path = Path(path)
+    check_output_dir(path, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700 directories
     try:
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700 directories
         yield tmp
+        check_output_dir(path, kind)
+        old = _swap(tmp, path, kind.option)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old.{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap(tmp: Path, path: Path, option: str) -> Path | None:
+    """Rename `tmp` to `path`, moving an existing `path` aside first; return where the old one went."""
+    old = None
+    try:
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old)  # a folder onto an empty folder: allowed, atomic
+        os.replace(tmp, path)
+    except OSError as exc:
+        if old is not None:
+            if not path.exists():
+                with contextlib.suppress(OSError):
+                    os.replace(old, path)
+            with contextlib.suppress(OSError):
+                old.rmdir()  # the empty placeholder, when the first rename failed
+        raise UserError(
+            f"{path}: cannot put the new output in place ({exc.strerror}); choose another {option}"
+        ) from None
+    return old

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from autotune.calibrate import bag_offsets, fit, fit_rate
 from autotune.cli import app
-from autotune.hwload import load_hardware
+from autotune.hwload import list_hardware, load_hardware
 
 runner = CliRunner()
 
@@ -154,3 +154,54 @@ def test_calibrate_warns_on_a_busy_machine(tmp_path: Path, monkeypatch) -> None:
     assert res.exit_code == 0, res.stderr
     assert "warning: the load average is 3.00" in res.stderr
     assert (tmp_path / "hw" / "cpu.toml").is_file()
+
+
+def test_recalibrating_keeps_the_profile_earlier_runs_were_searched_with(tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+
+    import autotune.calibrate as cal
+    from autotune.search.driver import SearchRequest, run_search
+    from tests.model_helpers import workload, zipf_table
+
+    hw_dir = tmp_path / "hw"
+    monkeypatch.setenv("AUTOTUNE_HW_DIR", str(hw_dir))
+    monkeypatch.setattr(cal, "measure", lambda quick, progress: MEASURED)
+    res = runner.invoke(app, ["calibrate"])
+    assert res.exit_code == 0 and "kept" not in res.stderr  # nothing to keep the first time
+    first = (hw_dir / "cpu.toml").read_bytes()
+    os.utime(hw_dir / "cpu.toml", (1_700_000_000, 1_700_000_000))  # written 2023-11-14 22:13:20 UTC
+    prof = tmp_path / "profile"
+    prof.mkdir()
+    (prof / "profile.json").write_text(
+        json.dumps(workload(zipf_table("C1", rows=500), zipf_table("C2", rows=3000)).to_dict())
+    )
+    root = tmp_path / "runs"
+    run_search(SearchRequest(profile=prof, hardware="cpu", batch_size=64, run="r", n_trials=4, polish=False, root=root))
+    assert runner.invoke(app, ["show", "r", "--runs-dir", str(root), "--json"]).exit_code == 0
+
+    # calibrate again on a machine that streams twice as fast: cpu.toml changes, the old one is kept
+    monkeypatch.setattr(cal, "measure", lambda quick, progress: {**MEASURED, "chip_stream_bps": 30e9})
+    res = runner.invoke(app, ["calibrate", "--json"])
+    assert res.exit_code == 0, res.stderr
+    kept = hw_dir / "previous" / "cpu.20231114T221320Z.toml"
+    assert json.loads(res.stdout)["kept_previous"] == str(kept)
+    assert kept.read_bytes() == first and (hw_dir / "cpu.toml").read_bytes() != first
+    assert f"as {kept}" in res.stderr
+    assert [i.name for i in list_hardware() if i.origin == "user"] == ["cpu"]  # no stray profile
+
+    run_doc = json.loads((root / "r" / "run.json").read_text())
+    assert run_doc["inputs"]["hardware"]["sha256"] == hashlib.sha256(first).hexdigest()
+    for cmd in (["show", "r", "--runs-dir", str(root)], ["export", "r", "--runs-dir", str(root), "-f", "json"]):
+        res = runner.invoke(app, cmd)
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1
+        assert "changed since run r was searched" in res.stderr and f"pass --hw {kept} (the original" in res.stderr
+        res = runner.invoke(app, [*cmd, "--hw", str(kept)])
+        assert res.exit_code == 0, res.stderr
+
+    # a third calibration keeps the second profile too; the first copy stays
+    os.utime(hw_dir / "cpu.toml", (1_700_000_060, 1_700_000_060))
+    assert runner.invoke(app, ["calibrate"]).exit_code == 0
+    assert sorted(p.name for p in (hw_dir / "previous").iterdir()) == [
+        "cpu.20231114T221320Z.toml",
+        "cpu.20231114T221420Z.toml",
+    ]

@@ -237,3 +237,30 @@ def test_profile_hash_mismatch_warns(prof_dir, tmp_path):
     assert "hash differs" in res.stderr
     ctx = ModelContext(prof, load_hardware("ascend910b"), 512)
     assert ctx.n_cores == 48
+
+
+def test_an_exported_torchrec_plan_is_named_not_dumped(prof_dir, tmp_path):
+    from autotune.export.torchrec import FORMAT
+
+    # the head of a plan as `autotune export --format torchrec` writes it, with a large tables object
+    plan = {
+        "format": FORMAT,
+        "version": 1,
+        "tables": {f"C{i}": {"num_embeddings": 1000 * i, "embedding_dim": 64, "data_type": "FP32"} for i in range(40)},
+        "plan": {},
+    }
+    res = evaluate(prof_dir, write(tmp_path, plan, "plan.torchrec.json"))
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "this is a TorchRec plan exported by `autotune export`" in res.stderr
+    assert "give the run's mapping.json" in res.stderr and len(res.stderr) < 300
+
+
+def test_schema_errors_never_embed_a_large_value(prof_dir, tmp_path):
+    from autotune.model.mapping import SHOWN_CHARS
+
+    big = {f"C{i}": {"num_embeddings": 1000 * i} for i in range(40)}  # tables as an object, not a list
+    res = evaluate(prof_dir, write(tmp_path, {"version": 1, "tables": big}))
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert "tables: must be array, got {'C0': {'num_embeddings': 0}" in res.stderr
+    shown = res.stderr.split("got ", 1)[1].strip()
+    assert len(shown) == SHOWN_CHARS and shown.endswith("...")

@@ -188,6 +188,8 @@ def test_cli_json_and_errors(profile_dir: Path, tmp_path: Path) -> None:
     many["tables"][0]["replicas"] = 3
     assert "3 tasks" in fails(many)
     assert "--scale must be in (0, 1]" in fails(good, "--scale", "2")
+    for zero in ("0", "-3"):  # not taken as "unset" (it ran at 512)
+        assert f"--batch-size must be >= 1, got {zero}" in fails(good, "--batch-size", zero)
     generic = runner.invoke(
         app, ["replay", "--mapping", str(mfile), "--profile", str(profile_dir), "--hw", "cpu-generic"]
     )
@@ -359,3 +361,35 @@ def test_a_wrong_output_is_caught(profile_dir: Path, two_core_hw) -> None:
     data._refs[(2, 1)] = bad
     with pytest.raises(ReplayMismatch, match=rf"table {prof.table_names[1]!r}, batch 2: .* in 1 of 64 queries"):
         replay(prof, two_core_hw, m, 64, n_batches=2, warmup=1, data=data)
+
+
+def test_a_float16_profile_is_replayed_as_float32_and_says_so(profile_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    half = tmp_path / "half"
+    shutil.copytree(profile_dir, half)
+    doc = json.loads((half / "profile.json").read_text())
+    for t in doc["tables"][:2]:
+        t["dtype"] = "float16"
+    (half / "profile.json").write_text(json.dumps(doc))
+    names = [t["name"] for t in doc["tables"]]
+    hw = tmp_path / "cpu2.toml"
+    text = (Path(__file__).resolve().parents[1] / "hwprofiles" / "cpu-generic.toml").read_text()
+    hw.write_text(text.replace("count = { value = 16,", "count = { value = 2,"))
+    mfile = tmp_path / "m.json"
+    mfile.write_text(json.dumps(_mapping(names).to_dict()))
+    base = ["replay", "--mapping", str(mfile), "--hw", str(hw), "--batches", "1", "--warmup", "0", "-b", "32"]
+    res = runner.invoke(app, [*base, "--profile", str(half), "--json"])
+    assert res.exit_code == 0, res.stderr
+    d = json.loads(res.stdout)
+    assert d["dtype"] == "float32" and d["converted_from"] == {names[0]: "float16", names[1]: "float16"}
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        f"note: 2 table(s) replayed and predicted as float32 copies, not their own dtype (float16: {names[0]}, "
+        f"{names[1]}): replay's CPU kernels are float32 only, so latencies are those of 4-byte elements"
+    ]
+    # the prediction is the float32 profile's: the same as replaying the original float32 profile
+    same = runner.invoke(app, [*base, "--profile", str(profile_dir), "--json"])
+    assert same.exit_code == 0, same.stderr
+    assert json.loads(same.stdout)["predicted_latency_s"] == d["predicted_latency_s"]
+    assert json.loads(same.stdout)["converted_from"] == {} and "note: " not in same.stderr

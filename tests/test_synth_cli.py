@@ -147,7 +147,7 @@ def test_refuses_to_replace_a_foreign_folder_and_bad_spec(tmp_path: Path) -> Non
     foreign.mkdir()
     (foreign / "precious.txt").write_text("keep me")
     res = synth(str(foreign), "--preset", "tiny", "--queries", "10")
-    assert res.exit_code == 2 and "not an `autotune synth` output" in res.stderr
+    assert res.exit_code == 2 and "is not a previous `autotune synth` output (it holds precious.txt)" in res.stderr
     assert (foreign / "precious.txt").read_text() == "keep me" and len(list(foreign.iterdir())) == 1
     bad = tmp_path / "bad.toml"
     bad.write_text("[[tables]\nname=")

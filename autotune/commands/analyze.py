@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -15,6 +16,18 @@ from autotune.errors import UserError, handle_errors
 # table, and OpenBLAS's thread pool, started when numpy is first imported (below, in `analyze_command`),
 # spins a second core for about 0.05 s of every run. Set before numpy loads; later it has no effect.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
+#: A profile name is one plain path part: it names the folder runs/profiles/<name>/.
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def _check_name(name: str | None) -> None:
+    if name is not None and (not _NAME.fullmatch(name) or name in (".", "..")):
+        raise UserError(
+            f"--name {name!r}: give a plain name (letters, digits, '-', '_', '.'; not '.' or '..'); "
+            "it names the folder runs/profiles/<name>/ (use --out for another place)"
+        )
 
 
 def _csv_list(value: str | None, option: str) -> list[str] | None:
@@ -75,7 +88,13 @@ def analyze_command(
     """Read query logs and write a workload profile: per table the look-up counts, skew, coverage curve,
     reuse histogram, row-range masses and hot ids (profile.json + counts.parquet)."""
     from analytics import analyze
+    from analytics.pipeline import DEFAULT_OUT_ROOT, default_name
+    from autotune.atomic import check_output_dir
+    from autotune.outputs import PROFILE_OUTPUT
 
+    _check_name(name)
+    # before the logs are read: a folder that is not a previous profile is refused at once, not after the analysis
+    check_output_dir(Path(out) if out is not None else DEFAULT_OUT_ROOT / (name or default_name(logs)), PROFILE_OUTPUT)
     gc.enable()  # start-up is over: `autotune.cli.main` turns the collector off until here (see FAST_EXIT)
     with console.status("analysing logs") as update:
         result = analyze(

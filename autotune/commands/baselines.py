@@ -9,14 +9,21 @@ import typer
 from rich.table import Table
 
 from autotune import atomic
-from autotune.commands.evaluate import BATCH_HELP, HW_HELP, PROFILE_HELP, check_batch, load_inputs, us
+from autotune.commands.evaluate import HW_HELP, PROFILE_HELP, check_batch, load_inputs, us
 from autotune.console import emit_json, err, out
 from autotune.errors import handle_errors
-from autotune.model.baselines import all_baselines
+from autotune.model.baselines import BASELINES, all_baselines
 from autotune.model.bounds import lower_bound
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict
-from autotune.model.mapping import save_mapping
+from autotune.model.mapping import DEFAULT_BATCH_SIZE, save_mapping
+
+#: What --write-dir holds: one mapping file per baseline (default-gather is always among them).
+WRITE_DIR_OUTPUT = atomic.OutputKind(
+    "baselines", "--write-dir", f"{BASELINES[0]}.json", tuple(f"{name}.json" for name in BASELINES)
+)
+#: baselines takes no mapping, so unlike evaluate's --batch-size there is none to take a batch size from.
+BATCH_HELP = f"Queries per batch (default {DEFAULT_BATCH_SIZE})."
 
 
 def register(app: typer.Typer) -> None:
@@ -27,7 +34,10 @@ def register(app: typer.Typer) -> None:
         hw: str = typer.Option(..., "--hw", help=HW_HELP),
         batch_size: int | None = typer.Option(None, "--batch-size", "-b", help=BATCH_HELP),
         write_dir: Path | None = typer.Option(
-            None, "--write-dir", help="Write each baseline as a mapping file <name>.json (with its placement) here."
+            None,
+            "--write-dir",
+            help="Write each baseline as a mapping file <name>.json (with its placement) into this folder. A previous "
+            "--write-dir (holding only those files) is replaced; any other non-empty folder is refused.",
         ),
         json_out: bool = typer.Option(False, "--json", help="Print lower bound and baselines as JSON on stdout."),
     ) -> None:
@@ -38,14 +48,16 @@ def register(app: typer.Typer) -> None:
         dim x pooling x log10(rows), and HugeCTR's frequency threshold. The lower bound spreads the
         cheapest feasible work of every table perfectly over the cores (see docs/latency-model.md).
         """
-        prof, hwp = load_inputs(profile, hw)
         b = check_batch(batch_size)
+        if write_dir is not None:
+            atomic.check_output_dir(write_dir, WRITE_DIR_OUTPUT)
+        prof, hwp = load_inputs(profile, hw)
         ctx = ModelContext(prof, hwp, b)
         err.print(f"evaluating baselines for {len(prof.tables)} tables on {hwp.name} ({hwp.n_cores} cores), batch {b}")
         preds = {name: predict(prof, hwp, m, b, ctx=ctx) for name, m in all_baselines(ctx).items()}
         lb = lower_bound(ctx)
         if write_dir is not None:
-            with atomic.atomic_dir(write_dir) as tmp:
+            with atomic.atomic_dir(write_dir, WRITE_DIR_OUTPUT) as tmp:
                 for name, p in preds.items():
                     save_mapping(tmp / f"{name}.json", replace(p.mapping, predicted_latency_s=p.latency_s))
             err.print(f"wrote {len(preds)} mapping files to {write_dir}")

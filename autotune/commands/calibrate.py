@@ -15,7 +15,11 @@ def register(app: typer.Typer) -> None:
     @handle_errors
     def calibrate_command(
         out: Path | None = typer.Option(
-            None, "--out", "-o", help="Where to write the profile (default: $AUTOTUNE_HW_DIR or runs/hw, as cpu.toml)."
+            None,
+            "--out",
+            "-o",
+            help="Where to write the profile (default: $AUTOTUNE_HW_DIR or runs/hw, as cpu.toml). A profile already "
+            "there is kept as previous/cpu.<UTC time it was written>.toml beside it, for the runs searched with it.",
         ),
         quick: bool = typer.Option(
             False, "--quick", help="Small tables and few repeats (seconds, for tests; figures are rougher)."
@@ -28,18 +32,37 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
+        from autotune.atomic import check_output_file
         from autotune.calibrate import fit, measure
-        from autotune.hwload import hardware_to_dict, load_hardware, write_hardware
+        from autotune.hwkeep import keep_previous
+        from autotune.hwload import CALIBRATED_CPU, hardware_to_dict, load_hardware, user_dir, write_hardware
         from autotune.loadcheck import busy_warning
+
+        target = out if out is not None else user_dir() / f"{CALIBRATED_CPU}.toml"
+        check_output_file(target, "--out", "cpu.toml")  # before minutes of measuring, not after
 
         warning = busy_warning(os.getloadavg()[0], len(os.sched_getaffinity(0)))
         if warning:
             err.print(warning)
         m = measure(quick=quick, progress=lambda msg: err.print(msg))
         hw = fit(m)
-        path = write_hardware(hw, out)
+        kept = keep_previous(target)
+        if kept is not None:
+            err.print(
+                f"kept the previous profile {target} as {kept}: runs searched with it load with --hw {kept}",
+                highlight=False,
+                soft_wrap=True,
+            )
+        path = write_hardware(hw, target)
         hw = load_hardware(path)  # what was written reads back and validates
         if json_out:
-            emit_json({"path": str(path), "profile": hardware_to_dict(hw), "measurements": m})
+            emit_json(
+                {
+                    "path": str(path),
+                    "kept_previous": None if kept is None else str(kept),
+                    "profile": hardware_to_dict(hw),
+                    "measurements": m,
+                }
+            )
         else:
             err.print(f"wrote {path} ({hw.n_cores} cores at {hw.clock_hz / 1e9:.2f} GHz)")

@@ -115,6 +115,10 @@ def register(app: typer.Typer) -> None:
         work; a core's time is the sum of its tasks; latency = max(busiest core, chip bandwidth bounds) +
         merge of sharded tables + launch. Every term is documented in docs/latency-model.md.
         """
+        if write is not None:
+            from autotune.atomic import check_output_file
+
+            check_output_file(write, "--write", "mapping.json")
         prof, hwp = load_inputs(profile, hw)
         m = load_mapping(mapping)
         validate_mapping(m, prof, hwp, where=str(mapping))

@@ -69,10 +69,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a mapping for real on this machine's CPU cores; compare measured and predicted latency.
 
-        Builds float32 tables with the profile's rows and dims, draws batches from the profile's row counts
-        and pooling factors, runs every task on its own pinned worker (one per core) with the CPU analogue of
-        its strategy, merges shards, and checks every batch's pooled output against a plain reference. Reports
-        the median and p99 latency per batch, each core's busy time, and the model's prediction beside them.
+        Builds float32 tables with the profile's rows and dims (a float16 or int8 table is replayed and
+        predicted as a float32 copy: a note on stderr and "converted_from" in --json say which), draws batches
+        from the profile's row counts and pooling factors, runs every task on its own pinned worker (one per
+        core) with the CPU analogue of its strategy, merges shards, and checks every batch's pooled output
+        against a plain reference. Reports the median and p99 latency per batch, each core's busy time, and the
+        model's prediction beside them.
         With --logs, the batches are the consecutive queries of an actual log (any format `analyze` reads) instead.
         """
         from autotune.hwload import load_hardware
@@ -91,10 +93,12 @@ def register(app: typer.Typer) -> None:
         m = load_mapping(mapping)
         prof = load_profile(prof_path)
         hwp = load_hardware(hw or run_hw or "cpu")
-        b = batch_size or run_batch or m.batch_size or DEFAULT_BATCH_SIZE
+        b = next((x for x in (batch_size, run_batch, m.batch_size) if x is not None), DEFAULT_BATCH_SIZE)
+        if b < 1:
+            raise UserError(f"--batch-size must be >= 1, got {b}")
         result = replay(
             prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=str(mapping),
-            progress=lambda msg: err.print(msg), logs=logs,
+            progress=lambda msg: err.print(msg, soft_wrap=True, highlight=False), logs=logs,
         )  # fmt: skip
         if json_out:
             emit_json(result.to_dict())

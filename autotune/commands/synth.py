@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from autotune.atomic import OutputKind, check_output_dir
 from autotune.console import emit_json, err, ticker
 from autotune.docfile import load_doc
 from autotune.errors import UserError, handle_errors
@@ -25,21 +26,19 @@ def load_spec_file(path: Path) -> Any:
     return spec_from_dict(doc, str(path), default_name=path.stem)
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder; give a new folder name for OUT")
-    if out.is_dir() and any(out.iterdir()) and not (out / SYNTH_RECORD).is_file():
-        raise UserError(
-            f"{out}: folder exists, is not empty and is not an `autotune synth` output (no {SYNTH_RECORD}); "
-            "give a new or empty folder"
-        )
+def synth_output() -> OutputKind:
+    """What a synth output folder holds: the log (any format's file name), model.toml, synth.json."""
+    from autotune.synth_writers import LOG_FILES
+
+    return OutputKind("synth", "OUT", SYNTH_RECORD, (*LOG_FILES.values(), MODEL_FILE, SYNTH_RECORD))
 
 
 @handle_errors
 def synth_command(
     out: Path = typer.Argument(
         ...,
-        help="Output folder: the log, model.toml and synth.json. A previous synth output there is replaced.",
+        help="Output folder: the log, model.toml and synth.json. A previous synth output there (holding nothing "
+        "else) is replaced; any other non-empty folder is refused.",
         show_default=False,
     ),
     queries: int = typer.Option(..., "--queries", "-n", min=1, help="Queries (log rows) to generate."),
@@ -87,6 +86,8 @@ def synth_command(
     from autotune.synth_presets import PRESETS
     from autotune.synth_writers import LOG_FILES, ROW_MAPS, criteo_compatible, model_toml, resolve_format, write_log
 
+    kind = synth_output()
+    check_output_dir(out, kind)
     given = [name for name, v in (("--preset", preset), ("--spec", spec_file), ("--tables", tables)) if v is not None]
     if len(given) > 1:
         raise UserError(f"give only one of --preset, --spec, --tables (got {', '.join(given)})")
@@ -109,13 +110,12 @@ def synth_command(
     if fmt == "auto" and not criteo_compatible(spec):
         fmt = "long" if any(t.multi_hot for t in spec.tables) else "parquet"
     fmt = resolve_format(spec, fmt)
-    _check_out(out)
 
     log_name = LOG_FILES[fmt]
     on_terminal = err.is_terminal  # off a terminal a bar prints nothing: a plain line every 10 s instead
     tick, written = ticker("synth"), [0]
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with atomic.atomic_dir(out) as tmp, Progress(*columns, console=err, disable=not on_terminal) as bar:
+    with atomic.atomic_dir(out, kind) as tmp, Progress(*columns, console=err, disable=not on_terminal) as bar:
         task = bar.add_task("queries", total=queries)
 
         def advance(n: int) -> None:

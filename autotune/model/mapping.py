@@ -130,14 +130,24 @@ def _path_str(path: Any) -> str:
     return out or "(top level)"
 
 
+#: Longest rendering of a value inside an error message: a whole `tables` object is no help on one line.
+SHOWN_CHARS = 80
+
+
+def _short(value: Any) -> str:
+    """`repr(value)`, cut to SHOWN_CHARS with an ellipsis."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
 def _schema_message(error: Any) -> str:
     """One line for a jsonschema error, in the words a person fixing the file needs."""
     where = _path_str(error.absolute_path)
     kind, value, inst = error.validator, error.validator_value, error.instance
     if kind == "enum":
-        return f"{where}: {inst!r} is not one of {', '.join(map(str, value))}"
+        return f"{where}: {_short(inst)} is not one of {', '.join(map(str, value))}"
     if kind == "const":
-        return f"{where}: is {inst!r}; this autotune reads mapping version {value}"
+        return f"{where}: is {_short(inst)}; this autotune reads mapping version {value}"
     if kind == "required":
         missing = [k for k in value if isinstance(inst, dict) and k not in inst]
         return f"{where}: missing required field {', '.join(repr(m) for m in missing)}"
@@ -147,12 +157,25 @@ def _schema_message(error: Any) -> str:
         return f"{where}: unknown field {', '.join(repr(e) for e in extra)}; fields are {', '.join(allowed)}"
     if kind == "type":
         types = value if isinstance(value, list) else [value]
-        return f"{where}: must be {' or '.join(types)}, got {inst!r}"
+        return f"{where}: must be {' or '.join(types)}, got {_short(inst)}"
     if kind == "minimum":
-        return f"{where}: must be >= {value}, got {inst!r}"
+        return f"{where}: must be >= {value}, got {_short(inst)}"
     if kind in ("minItems", "minLength"):
         return f"{where}: must not be empty"
-    return f"{where}: {error.message}"
+    message = error.message.replace(repr(inst), _short(inst))  # jsonschema's messages quote the whole value
+    return f"{where}: {message}"
+
+
+def _refuse_export(d: Any, where: str) -> None:
+    """An `autotune export` output given where a mapping is expected: say so, instead of a schema error."""
+    fmt = d.get("format") if isinstance(d, dict) else None
+    if not (isinstance(fmt, str) and fmt.startswith("autotune-")):
+        return
+    what = "a TorchRec plan" if "torchrec" in fmt else f"a {_short(fmt)} file"
+    raise UserError(
+        f"{where}: this is {what} exported by `autotune export`, not a mapping; give the run's mapping.json "
+        "(runs/<run>/mapping.json) instead"
+    )
 
 
 def parse_mapping(d: Any, where: str = "mapping") -> Mapping:
@@ -160,6 +183,7 @@ def parse_mapping(d: Any, where: str = "mapping") -> Mapping:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(mapping_schema())
+    _refuse_export(d, where)
     error = jsonschema.exceptions.best_match(validator.iter_errors(d))
     if error is not None:
         raise UserError(f"{where}: {_schema_message(error)}")

@@ -58,6 +58,8 @@ class ReplayResult:
     scale: float
     cpus: tuple[int, ...]  # CPU of each mapping core
     source: str = "drawn from the profile's row counts"  # where the batches came from
+    #: (table, the profile's dtype) of every table replayed (and predicted) as a float32 copy instead
+    converted: tuple[tuple[str, str], ...] = ()
 
     @property
     def measured_latency_s(self) -> float:
@@ -88,6 +90,8 @@ class ReplayResult:
             "hardware": pred.hardware,
             "checked": "every batch equals the reference",
             "batches_from": self.source,
+            "dtype": "float32",
+            "converted_from": dict(self.converted),
             "latencies_s": list(self.latencies_s),
             "per_core": [
                 {
@@ -120,6 +124,29 @@ def float32_profile(profile: WorkloadProfile) -> WorkloadProfile:
     if all(t.dtype == "float32" for t in profile.tables):
         return profile
     return replace(profile, tables=tuple(replace(t, dtype="float32") for t in profile.tables))
+
+
+def converted_dtypes(profile: WorkloadProfile) -> tuple[tuple[str, str], ...]:
+    """(table, dtype) of the tables replay runs as float32 copies: its kernels and its exactness check (integer
+    values whose sums float32 holds exactly) are float32 only, and numpy has no fast float16 or int8 pooling."""
+    return tuple((t.name, t.dtype) for t in profile.tables if t.dtype != "float32")
+
+
+def converted_note(converted: tuple[tuple[str, str], ...]) -> str | None:
+    """One line saying which tables were replayed and predicted as float32 instead of their own dtype."""
+    if not converted:
+        return None
+    by_dtype: dict[str, list[str]] = {}
+    for name, dtype in converted:
+        by_dtype.setdefault(dtype, []).append(name)
+    shown = "; ".join(
+        f"{dtype}: {', '.join(names[:3])}{f' and {len(names) - 3} more' if len(names) > 3 else ''}"
+        for dtype, names in by_dtype.items()
+    )
+    return (
+        f"note: {len(converted)} table(s) replayed and predicted as float32 copies, not their own dtype ({shown}): "
+        "replay's CPU kernels are float32 only, so latencies are those of 4-byte elements"
+    )
 
 
 def _available_bytes() -> int:
@@ -246,6 +273,10 @@ def replay(
             f"or use a profile and mapping for at most {len(cpus)} cores"
         )
     _check_fits(prof, mapping, scale)
+    converted = converted_dtypes(profile)
+    note = converted_note(converted)
+    if note:
+        say(note)
     ctx = ModelContext(prof, hw, batch_size)
     pred = predict(prof, hw, mapping, batch_size, ctx=ctx)
     placed = pred.mapping
@@ -271,7 +302,7 @@ def replay(
         say(warning)
     timings = run(tasks, batches, [t.dim for t in prof.tables], batch_size, hw.n_cores, check=check)
     res = _result(placed, pred, timings, tasks, names, batch_size, warmup, scale, cpus[: hw.n_cores])
-    return replace(res, source=data.source)
+    return replace(res, source=data.source, converted=converted)
 
 
 def _result(

@@ -156,8 +156,16 @@ def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProf
     hw = load_hardware(spec)
     want = rec.get("sha256")
     if isinstance(want, str) and hw.path is not None and runstore.sha256_file(hw.path) != want:
+        from autotune.hwkeep import find_kept
+
+        kept = find_kept(hw.path, want)  # `autotune calibrate` keeps the profile it overwrites
+        remedy = (
+            f"pass --hw {kept} (the original, kept by `autotune calibrate`)"
+            if kept
+            else "pass --hw with the original file"
+        )
         raise UserError(
             f"{hw.path}: hardware profile {hw.name!r} changed since run {d.name} was searched (sha256 differs "
-            "from run.json inputs.hardware.sha256); pass --hw with the original file or rerun `autotune search`"
+            f"from run.json inputs.hardware.sha256); {remedy} or rerun `autotune search`"
         )
     return hw

@@ -63,6 +63,7 @@ def build_app(only: str | None = None) -> typer.Typer:
 
 
 def _print_version(value: bool) -> None:
+    """`--version`: eager, so it answers before any command is looked for."""
     if value:
         print(f"autotune {autotune.__version__}")
         raise typer.Exit(0)
@@ -83,7 +84,9 @@ class Root(TyperGroup):
         super().__init__(**kwargs)
         _tidy_help(self)
 
-    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any):
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
         with one_line_errors():  # top-level options: `autotune --bogus`
             return super().make_context(info_name, args, parent, **extra)
 

@@ -5,6 +5,12 @@ after its command. `main` imports only the module of the command being run (impo
 pulls in the search stack, Optuna and the latency model: about 0.15 s of every `autotune analyze`);
 without a known command (`autotune --help`, a typo) it registers them all. `app`, the app with every
 command (what tests drive with typer's CliRunner), is built on first access.
+
+Both go through `Root`, the top-level command group, so `main` and CliRunner print the same thing: a usage
+error (a bad option value, a missing option or argument, an unknown command) is one line
+`error: <message> (see autotune <command> --help)` on stderr with click's exit status 2, not typer's boxed
+panel; help paragraphs flow (rich keeps every newline of a docstring; click's plain formatter joins them);
+flags show no `<bool>` type. None of it imports rich: `analyze`'s start-up stays lean.
 """
 
 from __future__ import annotations
@@ -13,10 +19,18 @@ import gc
 import importlib
 import os
 import pkgutil
+import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import typer
+from typer._click import Command, Context
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup, TyperOption
 
+import autotune
 import autotune.commands
 
 HELP = (
@@ -33,19 +47,99 @@ def command_names() -> list[str]:
 def build_app(only: str | None = None) -> typer.Typer:
     """The CLI app with every command, or with the single command `only` (same options, help and output)."""
     app = typer.Typer(
-        name="autotune", help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+        name="autotune",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        cls=Root,
     )
     for name in [only] if only else command_names():
         importlib.import_module(f"autotune.commands.{name}").register(app)
-    if only:
-        # typer turns an app with one command and no callback into that bare command (`autotune LOGS`);
-        # an empty callback keeps it the group, so `autotune analyze ...` parses as with every command
-        app.callback()(_group)
+    # The callback holds --version; it also keeps a one-command app a group (typer turns an app with one
+    # command and no callback into that bare command, `autotune LOGS`), so `autotune analyze ...` parses the same.
+    app.callback()(_root)
     return app
 
 
-def _group() -> None:
-    """Top-level callback of a one-command app; it does nothing."""
+def _print_version(value: bool) -> None:
+    """`--version`: eager, so it answers before any command is looked for."""
+    if value:
+        print(f"autotune {autotune.__version__}")
+        raise typer.Exit(0)
+
+
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Top-level options; the commands do the work."""
+
+
+class Root(TyperGroup):
+    """The top-level group: one-line usage errors, flowing help paragraphs, flags without a type (module doc)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        _tidy_help(self)
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Context | None = None, **extra: Any
+    ) -> Context:
+        with one_line_errors():  # top-level options: `autotune --bogus`
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Context) -> Any:
+        with one_line_errors():  # resolving the command, parsing its options, running it
+            return super().invoke(ctx)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """A click error becomes `error: <message> (see <command> --help)` on stderr and its exit status (2 for
+    usage errors). `autotune` or `autotune hw` alone still prints the help (click's NoArgsIsHelpError)."""
+    try:
+        yield
+    except NoArgsIsHelpError:
+        raise
+    except ClickException as exc:
+        print(error_line(exc), file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def error_line(exc: ClickException) -> str:
+    """`Missing option '--format' / '-f'.` of `autotune export` ->
+    `error: missing option '--format' / '-f' (see autotune export --help)`."""
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    message = message[:1].lower() + message[1:]
+    ctx = exc.ctx if isinstance(exc, UsageError) else None
+    if ctx is not None and ctx.command.get_help_option(ctx) is not None:
+        message += f" (see {ctx.command_path} {ctx.help_option_names[0]})"
+    return f"error: {message}"
+
+
+def _tidy_help(command: Command) -> None:
+    """Make `command` and every command under it read well in rich's help: paragraphs flow, flags have no type."""
+    command.help = flowing(command.help)
+    for param in [*command.params, command.get_help_option(Context(command))]:
+        if isinstance(param, TyperOption):
+            param.help = flowing(param.help)
+            if param.is_flag:
+                param.metavar = ""  # rich's help prints a flag's type, `<bool>`, unless it has a metavar
+    for sub in getattr(command, "commands", {}).values():
+        _tidy_help(sub)
+
+
+def flowing(text: str | None) -> str | None:
+    """Each paragraph (blank-line separated) on one line, as click's plain formatter reads a docstring: rich's
+    help keeps single newlines, which break a hard-wrapped docstring mid-sentence. A list is written as one
+    paragraph per item. Text after a `\\f` line (click's "not for help" marker) is kept as it is."""
+    if not text:
+        return text
+    shown, cut, hidden = text.partition("\f")
+    paragraphs = re.split(r"\n[ \t]*\n", shown.strip("\n"))
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs) + cut + hidden
 
 
 def __getattr__(name: str) -> typer.Typer:

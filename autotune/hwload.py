@@ -151,7 +151,7 @@ def list_hardware(broken: list[str] | None = None) -> list[HardwareInfo]:
             except UserError as exc:
                 if broken is None or origin == "bundled":
                     raise
-                broken.append(f"{exc}; or re-create it with `autotune calibrate`")
+                broken.append(f"{exc}; {_user_remedy(path)}")
                 continue
             infos.append(
                 HardwareInfo(
@@ -167,6 +167,13 @@ def list_hardware(broken: list[str] | None = None) -> list[HardwareInfo]:
                 )
             )
     return infos
+
+
+def _user_remedy(path: Path) -> str:
+    """How to mend a user profile that does not load: calibrate writes only `cpu.toml`; others are hand-made."""
+    if path.stem == CALIBRATED_CPU:
+        return "fix the file, or re-create it with `autotune calibrate`"
+    return f"fix the file (`autotune hw show {path}` checks it) or remove it"
 
 
 def write_hardware(hw: HardwareProfile, path: Path | None = None) -> Path:

@@ -135,3 +135,35 @@ def test_out_replaces_an_existing_file_whole(root, tmp_path):
     assert export(RUN, "--runs-dir", str(root), "-f", "torchrec", "-o", str(out)).exit_code == 0
     check_plan(json.loads(out.read_text()))
     assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]  # no temporary file left behind
+
+
+def test_json_reports_the_file_written(root, tmp_path):
+    out = tmp_path / "plan.json"
+    res = export(RUN, "--runs-dir", str(root), "-f", "torchrec", "-o", str(out), "--json")
+    assert res.exit_code == 0, res.stderr
+    assert f"wrote {out}" in res.stderr and "wrote" not in res.stdout  # messages on stderr, one object on stdout
+    info = json.loads(res.stdout)
+    run_doc = json.loads((root / RUN / "run.json").read_text())
+    assert info["format"] == "torchrec" and info["schema"] == "torchrec_plan.schema.json"
+    assert info["path"] == str(out) and info["bytes"] == out.stat().st_size
+    assert info["run"] == RUN and info["run_dir"] == str(root / RUN)
+    assert info["hardware"] == "ascend910b" and info["tables"] == len(TABLES)
+    assert info["latency_s"] == info["stored_latency_s"] == run_doc["best_latency_s"]
+    assert info["matches_stored"] is True and "document" not in info
+    check_plan(json.loads(out.read_text()))
+
+
+def test_json_without_out_carries_the_document(root):
+    plain = export(RUN, "--runs-dir", str(root), "-f", "json")
+    res = export(RUN, "--runs-dir", str(root), "-f", "json", "--json")
+    assert res.exit_code == 0, res.stderr
+    info = json.loads(res.stdout)
+    assert info["path"] is None and "bytes" not in info and info["format"] == "json"
+    assert info["document"] == json.loads(plain.stdout)  # the same document a plain export prints
+
+
+def test_json_error_is_still_one_line_on_stderr(root):
+    res = export("nope", "--runs-dir", str(root), "-f", "json", "--json")
+    assert res.exit_code == 2 and res.stdout == ""
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("error: ")

@@ -208,3 +208,55 @@ def test_malformed_user_profile_is_skipped_by_list_with_its_name(
     assert res.exit_code != 0
     (line,) = res.stderr.splitlines()
     assert line.startswith(f"error: {user / 'cpu.toml'}: field 'core_types.vector.count' must be > 0")
+
+
+CPU_GENERIC = (bundled_dir() / "cpu-generic.toml").read_text()
+
+
+def _aliases_line(stdout: str) -> str:
+    (line,) = [x for x in stdout.splitlines() if x.startswith("aliases: ")]
+    return line
+
+
+def test_hw_list_shows_what_cpu_resolves_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "hw"
+    monkeypatch.setenv(USER_DIR_ENV, str(user))
+    fresh = "aliases: ascend -> ascend910b, a100 -> a100-80gb, h100 -> h100-sxm, cpu -> cpu-generic"
+    res = runner.invoke(app, ["hw", "list"])
+    assert res.exit_code == 0, res.stderr
+    assert _aliases_line(res.stdout) == f"{fresh}; user profiles: {user}"
+    assert json.loads(runner.invoke(app, ["hw", "list", "--json"]).stdout)["aliases"]["cpu"] == "cpu-generic"
+    # a calibrated profile (as `autotune calibrate` writes it: name "cpu" in <user folder>/cpu.toml)
+    user.mkdir()
+    (user / "cpu.toml").write_text(sub(CPU_GENERIC, r'^name = "cpu-generic"', 'name = "cpu"'))
+    res = runner.invoke(app, ["hw", "list"])
+    assert res.exit_code == 0, res.stderr
+    calibrated = fresh.replace("cpu -> cpu-generic", f"cpu -> cpu ({user / 'cpu.toml'})")
+    assert _aliases_line(res.stdout) == f"{calibrated}; user profiles: {user}"
+    doc = json.loads(runner.invoke(app, ["hw", "list", "--json"]).stdout)
+    assert doc["aliases"] == {"ascend": "ascend910b", "a100": "a100-80gb", "h100": "h100-sxm", "cpu": "cpu"}
+    assert ("cpu", "user") in [(p["name"], p["origin"]) for p in doc["profiles"]]
+    # ... which is what `--hw cpu` loads
+    assert json.loads(runner.invoke(app, ["hw", "show", "cpu", "--json"]).stdout)["name"] == "cpu"
+
+
+def test_broken_user_profiles_get_their_own_remedy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "hw"
+    user.mkdir()
+    (user / "cpu.toml").write_text(
+        sub(CPU_GENERIC, r'^name = "cpu-generic"', 'name = "cpu"').replace("value = 16,", "value = 0,", 1)
+    )
+    (user / "mychip.toml").write_text(
+        sub(B, r'^name = "ascend910b"', 'name = "mychip"').replace("value = 48", "value = 0")
+    )
+    monkeypatch.setenv(USER_DIR_ENV, str(user))
+    res = runner.invoke(app, ["hw", "list"])
+    assert res.exit_code == 0
+    cpu, mychip = res.stderr.splitlines()
+    assert cpu.startswith(f"warning: skipped {user / 'cpu.toml'}: field ")
+    assert cpu.endswith("; fix the file, or re-create it with `autotune calibrate`")
+    assert mychip.startswith(f"warning: skipped {user / 'mychip.toml'}: field 'core_types.vector.count' must be > 0")
+    assert mychip.endswith(f"; fix the file (`autotune hw show {user / 'mychip.toml'}` checks it) or remove it")
+    assert "calibrate" not in mychip  # calibrate writes cpu.toml only: it cannot mend mychip.toml
+    # `--hw cpu` still means the broken cpu.toml (an error, not a silent fall-back), and the list says so
+    assert f"cpu -> cpu ({user / 'cpu.toml'})" in _aliases_line(res.stdout)

@@ -1,13 +1,15 @@
 """`autotune export RUN --format json|torchrec [--out FILE]`: the tuned mapping as a config for serving.
 
 Every format is checked against its JSON Schema (shipped in the package) before it is written; `--out`
-writes atomically, without it the document goes to stdout. docs/export.md describes the formats.
+writes atomically, without it the document goes to stdout. `--json` prints one object saying what was
+exported (the document itself under `document` when there is no `--out`). docs/export.md describes the formats.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,9 +17,9 @@ from autotune import atomic
 from autotune.commands.show import HW_HELP, PROFILE_HELP, RUN_HELP, RUNS_DIR_HELP
 from autotune.console import emit_json, err
 from autotune.errors import UserError, handle_errors
-from autotune.export import DEFAULT_MODULE, ExportOptions, exporters, get_exporter, render
+from autotune.export import DEFAULT_MODULE, Exporter, ExportOptions, exporters, get_exporter, render
 from autotune.search import runstore
-from autotune.search.loaded import load_run
+from autotune.search.loaded import LoadedRun, load_run
 
 
 def _format_help() -> str:
@@ -35,10 +37,17 @@ def export_command(
     runs_dir: Path = typer.Option(runstore.DEFAULT_ROOT, "--runs-dir", help=RUNS_DIR_HELP),
     profile: Path | None = typer.Option(None, "--profile", help=PROFILE_HELP),
     hw: str | None = typer.Option(None, "--hw", help=HW_HELP),
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print one JSON object on stdout: format, path, run, hardware, tables, latency (and the document "
+        "itself when there is no --out).",
+    ),
 ) -> None:
     """Export a search run's best mapping for serving: the native JSON mapping or a TorchRec-style plan.
 
     json: autotune's native mapping with every task's core; `autotune evaluate` on it gives the stored latency.
+
     torchrec: per table sharding_type, compute_kernel, ranks and shards tiling the table; one rank per core.
     What TorchRec cannot express (strategy, hot rows, id remap, partial replicas) is in its 'autotune' section.
     Both are checked against their JSON Schema before writing; docs/export.md describes every field.
@@ -51,14 +60,35 @@ def export_command(
     loaded = load_run(run, runs_dir, profile=profile, hardware=hw)
     doc = render(exporter, loaded, ExportOptions(module=module))
     if out is None:
-        emit_json(doc)
+        emit_json(summary(exporter, loaded, None, doc) if json_out else doc)
         return
-    atomic.write_text(out, json.dumps(doc, indent=2) + "\n")
+    text = json.dumps(doc, indent=2) + "\n"
+    atomic.write_text(out, text)
     err.print(
         f"wrote {out} ({exporter.name}, run {loaded.name}, {len(loaded.mapping.tables)} tables)",
         markup=False,
         soft_wrap=True,
     )
+    if json_out:
+        emit_json(summary(exporter, loaded, out, doc) | {"bytes": len(text.encode("utf-8"))})
+
+
+def summary(exporter: Exporter, loaded: LoadedRun, out: Path | None, doc: dict[str, Any]) -> dict[str, Any]:
+    """The `--json` object: what was exported, from which run, and where to (`document` when not to a file)."""
+    info: dict[str, Any] = {
+        "format": exporter.name,
+        "schema": exporter.schema_file,
+        "path": None if out is None else str(out),
+        "run": loaded.name,
+        "run_dir": str(loaded.path),
+        "hardware": loaded.hw.name,
+        "batch_size": loaded.batch_size,
+        "tables": len(loaded.mapping.tables),
+        "latency_s": loaded.prediction.latency_s,
+        "stored_latency_s": loaded.stored_latency_s,
+        "matches_stored": loaded.matches_stored,
+    }
+    return info if out is not None else info | {"document": doc}
 
 
 def register(app: typer.Typer) -> None:

@@ -107,7 +107,9 @@ def show_command(
     """Show a search run's best mapping: per-core load, per-table placement and share, imbalance.
 
     Per core, as in TorchRec's planner report: tasks, time, memory, what bounds it (* marks the busiest).
+
     Per table: cores, strategy, shards, replicas, share of the latency.
+
     Imbalance: busiest/mean over all cores, max/min over the cores with work, idle cores.
     """
     loaded = load_run(run, runs_dir, profile=profile, hardware=hw)

@@ -195,13 +195,14 @@ def test_headerless_csv_with_columns(tmp_path):
     assert out["queries"] == 2 and out["tables"][0]["accesses"] == 2 and out["tables"][0]["distinct"] == 1
 
 
-def test_human_output_keeps_stdout_clean(tmp_path):
+def test_human_output_table_on_stdout_note_on_stderr(tmp_path):
+    # like show, evaluate, baselines and hw: the result on stdout; where the profile went is a note on stderr
     f = tmp_path / "log.csv"
-    f.write_text("user\nu1\n")
+    f.write_text("user\nu1\nu2\nu1\n")
     result = runner.invoke(app, ["analyze", str(f), "--out", str(tmp_path / "p")])
     assert result.exit_code == 0
-    assert result.stdout == ""
-    assert "user" in result.stderr and str(tmp_path / "p") in result.stderr.replace("\n", "")
+    assert "user" in result.stdout and "3 queries" in result.stdout
+    assert "user" not in result.stderr and str(tmp_path / "p") in result.stderr.replace("\n", "")
 
 
 def test_default_output_directory(tmp_path, monkeypatch):

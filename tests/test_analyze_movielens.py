@@ -88,15 +88,3 @@ def test_default_tables_are_the_non_numeric_columns(tmp_path):
     out = _run([str(DATA / "movies.csv"), "--out", str(tmp_path / "m")])
     assert [t["name"] for t in out["tables"]] == ["title", "genres"]
 
-
-def test_the_human_table_goes_to_stdout_and_the_note_to_stderr(tmp_path):
-    from typer.testing import CliRunner
-
-    from autotune.cli import app
-
-    result = CliRunner().invoke(
-        app, ["analyze", str(DATA / "ratings.csv"), "--tables", "userId", "--out", str(tmp_path / "p")]
-    )
-    assert result.exit_code == 0, result.stderr
-    assert "userId" in result.stdout and "610" in result.stdout  # 610 distinct users in ratings.csv
-    assert "profile written to" in result.stderr and "userId" not in result.stderr

@@ -79,6 +79,10 @@ def test_another_storage_for_an_existing_run_is_refused(tmp_path: Path, profile:
     one_line_error(res, "run r1 keeps its study in", str(runs / "r1" / "study.journal"), "drop --storage", "--run")
     assert (runs / "r1" / "run.json").read_bytes() == before
     assert not other.exists()
+    (runs / "r1" / "run.json").unlink()  # an interrupted run: its trials are in its journal all the same
+    res = search(profile, runs, "--run", "r1", "--n-trials", "2", "--storage", str(other))
+    one_line_error(res, "run r1 keeps its study in", "drop --storage")
+    assert not other.exists()
     # a run started on a database continues only on that database
     db = f"sqlite:///{tmp_path / 'a.db'}"
     assert search(profile, runs, "--run", "r2", "--n-trials", "2", "--no-polish", "--storage", db).exit_code == 0

@@ -238,8 +238,14 @@ def test_the_summary_says_how_much_faster_the_tuned_mapping_is(tmp_path: Path, p
     for b in base["baselines"]:
         if b["feasible"]:
             v = b["latency_s"]
-            assert f"tuned {v / best:6.2f}x faster than {b['name']} ({v * 1e6:,.2f} µs)" in res.stderr
+            how = "as fast as" if abs(v / best - 1) < 0.005 else f"{v / best:6.2f}x faster than"
+            assert f"tuned {how} {b['name']} ({v * 1e6:,.2f} µs)" in res.stderr
     assert "speed-up" not in res.stderr
+    res = search(profile, tmp_path, "--run", "b", "--timeout", "0.000000001")  # no trial: the best is a baseline
+    assert res.exit_code == 0, res.stderr
+    top = min(baseline_latencies(profile).items(), key=lambda kv: kv[1])
+    assert f"(from baseline {top[0]})" in res.stderr
+    assert f"  tuned as fast as {top[0]} ({top[1] * 1e6:,.2f} µs)" in res.stderr
     report = (tmp_path / "w" / "report.md").read_text()
     assert "| slowest task / latency |" in report and "share of latency" not in report
     assert "does not sum to 100%" in report

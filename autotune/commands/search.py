@@ -168,7 +168,9 @@ def search(
         f"lower bound {outcome.lower_bound_s * 1e6:,.2f} µs"
     )
     for n, v in sorted(outcome.baselines.items(), key=lambda kv: kv[1]):
-        err.print(f"  tuned {v / best.latency_s:6.2f}x faster than {n} ({v * 1e6:,.2f} µs)")
+        ratio = v / best.latency_s
+        how = "as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:6.2f}x faster than"
+        err.print(f"  tuned {how} {n} ({v * 1e6:,.2f} µs)")
     err.print(f"see {outcome.run_dir / 'report.md'}; `autotune show {outcome.run_dir}`")
 
 

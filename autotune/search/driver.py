@@ -404,17 +404,18 @@ def _feasible(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 def _check_same_inputs(run_dir: Path, problem: Problem, ctx: ModelContext, storage: str | None) -> None:
     """A run continues only with the inputs it was started with (its trials were scored against them) and in
     the storage it was started in (another one would hold another study, and its best would replace the run's)."""
-    meta = run_dir / "run.json"
-    if not meta.exists():
-        return
-    doc = runstore.read_json(meta)
-    was_storage = doc.get("storage")
+    meta, journal = run_dir / "run.json", run_dir / JOURNAL_NAME
+    doc = runstore.read_json(meta) if meta.exists() else {}
+    # an interrupted run has no run.json yet, but its trials may be in the run's own journal
+    was_storage = doc.get("storage") if meta.exists() else (str(journal) if journal.is_file() else None)
     if isinstance(was_storage, str) and not same_storage(was_storage, storage, run_dir):
         fix = "drop --storage" if same_storage(was_storage, None, run_dir) else f"pass --storage {was_storage}"
         raise UserError(
             f"run {run_dir.name} keeps its study in {was_storage}, not {describe(storage, run_dir)}; {fix} to "
             "continue it, or use another --run for a new study"
         )
+    if not meta.exists():
+        return
     inputs = doc.get("inputs", {})
     profile = Path(problem.profile)
     profile_file = profile / "profile.json" if profile.is_dir() else profile

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from run_helpers import RUN, TABLES, completed_run
+from run_helpers import RUN, TABLES, completed_run, medium_profile_in
 from typer.testing import CliRunner
 
 from autotune.cli import app
@@ -75,7 +75,8 @@ def test_show_human_tables(root):
     s = json.loads(show(RUN, "--runs-dir", str(root), "--json").stdout)
     text = res.stdout
     assert "Per core" in text and "Per table" in text
-    assert f"predicted latency {s['latency_s'] * 1e6:.4g} µs" in text
+    assert f"run {RUN}: workload test on ascend910b (48 vector cores), batch 512" in text
+    assert f"predicted latency {s['latency_s'] * 1e6:,.3f} µs" in text
     im = s["imbalance"]
     assert f"imbalance: busiest/mean {im['busiest_over_mean']:.3f} (core {im['busiest_core']}*" in text
     assert f"idle cores {im['idle_cores']} of 48" in text
@@ -89,6 +90,8 @@ def test_show_human_tables(root):
     for t in s["tables"]:
         assert any(ln.split("│")[1].strip() == t["name"] for ln in lines if ln.startswith("│")), t["name"]
         assert f"{t['share'] * 100:.1f}%" in text
+    assert "slowest task / latency" in text and "share" not in text
+    assert "tasks of different tables run side by side on other cores, so the column does not sum to 100%" in text
 
 
 def test_show_accepts_a_run_directory(root):
@@ -104,11 +107,46 @@ def test_show_unknown_run_lists_the_completed_runs(root):
     assert "no completed run" in res.stderr and f"completed runs under {root}/: {RUN}" in res.stderr
 
 
-def test_show_incomplete_run(root, tmp_path):
+def test_show_accepts_the_path_of_run_json(root):
+    res = show(str(root / RUN / "run.json"), "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["path"] == str(root / RUN)
+
+
+def test_show_another_file_says_to_pass_the_folder(root):
+    res = show(str(root / RUN / "mapping.json"))
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: {root / RUN / 'mapping.json'}: a file, not a run; pass the run's directory")
+
+
+def test_show_incomplete_run_suggests_resume(root, tmp_path):
     runs = _copy_run(root, tmp_path)
-    (runs / RUN / "run.json").unlink()  # what an interrupted search leaves
+    (runs / RUN / "run.json").unlink()  # what an interrupted search leaves: the study, no run.json
     res = show(RUN, "--runs-dir", str(runs))
-    assert res.exit_code == 2 and "run.json missing" in res.stderr and "Traceback" not in res.stderr
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert "an interrupted search" in res.stderr
+    assert (
+        f"`autotune search --run {RUN} --resume` and the same --hw and --profile (and --runs-dir {runs})" in res.stderr
+    )
+    (runs / RUN / "study.journal").unlink()  # a folder without a study: nothing to resume
+    res = show(RUN, "--runs-dir", str(runs))
+    assert res.exit_code == 2 and "run.json missing" in res.stderr and "start one with `autotune search`" in res.stderr
+
+
+def test_show_a_cpu_run_counts_its_cores_once_and_large_latencies_in_fixed_point(tmp_path):
+    from autotune.search.driver import SearchRequest, run_search
+
+    prof = medium_profile_in(tmp_path / "medium")
+    req = SearchRequest(
+        profile=prof, hardware="cpu-generic", batch_size=65536, run="cpu", n_trials=3, polish=False, root=tmp_path
+    )
+    out = run_search(req)
+    assert out.best.latency_s > 1e-3  # over 1,000 µs: a thousands separator, no exponent
+    res = runner.invoke(app, ["show", "cpu", "--runs-dir", str(tmp_path)], env={"COLUMNS": "160"})
+    assert res.exit_code == 0, res.stderr
+    assert "on cpu-generic (16 cores), batch 65536" in res.stdout
+    assert f"predicted latency {out.best.latency_s * 1e6:,.3f} µs" in res.stdout
+    assert "e+" not in res.stdout
 
 
 def test_show_invalid_mapping_names_the_field(root, tmp_path):

@@ -45,7 +45,7 @@ def check_batch(batch_size: int | None, mapping: Mapping | None = None) -> int:
 
 
 def us(seconds: float) -> str:
-    return f"{seconds * 1e6:,.2f} us"
+    return f"{seconds * 1e6:,.2f} µs"
 
 
 def print_prediction(p: Prediction, top: int = 12) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,9 +22,18 @@ def search(
     ),
     profile: Path = typer.Option(..., "--profile", help="Workload profile directory (from `autotune analyze`)."),
     batch_size: int = typer.Option(512, "--batch-size", help="Queries per batch the mapping is tuned for."),
-    run: str | None = typer.Option(None, "--run", help="Run name under --runs-dir; the same name continues it."),
+    run: str | None = typer.Option(
+        None,
+        "--run",
+        help="Run name (letters, digits, '.', '_', '-') under --runs-dir; the same name continues it. "
+        "An existing run directory's path continues that run.",
+    ),
     n_trials: int | None = typer.Option(200, "--n-trials", help="Trials to add in this invocation (all workers)."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Stop adding trials after this many seconds."),
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        help="Seconds the whole search may take, the polish included (writing the run comes after).",
+    ),
     workers: int = typer.Option(1, "--workers", help="Worker processes on this machine sharing the study."),
     storage: str | None = typer.Option(
         None,
@@ -33,10 +43,15 @@ def search(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (fails if there is none)."),
     objectives: str = typer.Option(
-        "latency", "--objectives", help="'latency', or 'latency,memory' for a Pareto set with the on-chip bytes."
+        "latency",
+        "--objectives",
+        help="'latency', or 'latency,memory' for a Pareto set with the on-chip bytes (the polish then improves its "
+        "lowest-latency end).",
     ),
     seed: int | None = typer.Option(0, "--seed", help="Sampler seed (worker i uses seed + 1000 i)."),
-    heavy: int = typer.Option(16, "--heavy", help="Tables with their own knobs (the ones with the most work)."),
+    heavy: int = typer.Option(
+        16, "--heavy", help="Tables with their own knobs (the ones with the most work); 0 or more."
+    ),
     polish_: bool = typer.Option(
         True, "--polish/--no-polish", help="After the trials, improve the best one parameter at a time."
     ),
@@ -50,7 +65,7 @@ def search(
     are assigned to cores to minimise the busiest one. Every baseline is tried first. The run directory holds
     run.json, mapping.json, baselines.json, report.md (with plots) and the Optuna study, which resumes.
     """
-    from autotune.search.driver import SearchRequest, run_search
+    from autotune.search.driver import SearchInterrupted, SearchRequest, plan_workers, run_search
 
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--n-trials must be >= 1, got {n_trials}")
@@ -60,6 +75,15 @@ def search(
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")
     objs = tuple(o.strip() for o in objectives.split(",") if o.strip())
     name = run or _default_run_name(profile, hw)
+    cpus = os.cpu_count() or 1
+    n_workers = plan_workers(workers, n_trials)
+    if n_workers > cpus:
+        err.print(
+            f"warning: {n_workers} workers on {cpus} CPUs: they share the CPUs, so the search is no faster than "
+            f"with --workers {cpus}",
+            markup=False,
+            soft_wrap=True,
+        )
     req = SearchRequest(
         profile=profile,
         hardware=hw,
@@ -110,6 +134,24 @@ def search(
 
     try:
         outcome = run_search(req, progress=progress)
+    except SearchInterrupted as stop:
+        if started:
+            bar.stop()
+            started = False
+        where = ("" if runs_dir == DEFAULT_ROOT else f" --runs-dir {runs_dir}") + (
+            f" --storage {storage}" if storage else ""
+        )
+        kept = f"the best so far is stored in {stop.run_dir}; " if stop.stored else ""
+        err.print(
+            f"interrupted after {stop.completed} trials; {kept}continue with "
+            f"`autotune search --run {name}{where} --resume` and the same --hw and --profile",
+            markup=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:  # before the trials began (loading the inputs, opening the study)
+        err.print("interrupted before any trial ran; nothing was stored", markup=False)
+        raise typer.Exit(130) from None
     finally:
         if started:
             bar.stop()
@@ -117,13 +159,18 @@ def search(
         emit_json(outcome.to_json())
         return
     best = outcome.best
-    err.print(f"run [bold]{outcome.run_dir}[/bold]: {outcome.n_trials} trials, storage {outcome.storage}")
+    waiting = f" ({outcome.n_waiting} enqueued baselines and seeds not run)" if outcome.n_waiting else ""
     err.print(
-        f"best predicted latency {best.latency_s * 1e6:,.2f} µs per batch of {batch_size}; "
+        f"run [bold]{outcome.run_dir}[/bold]: {outcome.n_trials} trials completed{waiting}, storage {outcome.storage}"
+    )
+    err.print(
+        f"best predicted latency {best.latency_s * 1e6:,.2f} µs per batch of {batch_size} (from {outcome.best_from}); "
         f"lower bound {outcome.lower_bound_s * 1e6:,.2f} µs"
     )
     for n, v in sorted(outcome.baselines.items(), key=lambda kv: kv[1]):
-        err.print(f"  {n:<28} {v * 1e6:>12,.2f} µs   speed-up {v / best.latency_s:6.2f}x")
+        ratio = v / best.latency_s
+        how = "as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:6.2f}x faster than"
+        err.print(f"  tuned {how} {n} ({v * 1e6:,.2f} µs)")
     err.print(f"see {outcome.run_dir / 'report.md'}; `autotune show {outcome.run_dir}`")
 
 

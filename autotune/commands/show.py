@@ -1,7 +1,8 @@
 """`autotune show RUN`: the best mapping of a search run as TorchRec's planner reports a plan.
 
-Per core: tasks, time, memory, what bounds it; per table: cores, strategy, shards, replicas, share of the
-latency; then the imbalance figures. The figures are the latency model's, re-evaluated on the stored mapping.
+Per core: tasks, time, memory, what bounds it; per table: cores, strategy, shards, replicas, its slowest
+task over the latency; then the imbalance figures. The figures are the latency model's, re-evaluated on the
+stored mapping.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from autotune.errors import handle_errors
 from autotune.model.strategies import fmt_bytes
 from autotune.search import runstore
 from autotune.search.loaded import load_run
-from autotune.search.summary import run_summary
+from autotune.search.summary import SLOWEST_TASK_NOTE, run_summary
 
 RUN_HELP = "A run name under --runs-dir (see `autotune search --run`), or the path of a run directory."
 RUNS_DIR_HELP = "Where run names are looked up."
@@ -26,7 +27,12 @@ HW_HELP = "The hardware profile the run was searched with, when it moved since (
 
 
 def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.3f}"
+    return f"{seconds * 1e6:,.3f}"
+
+
+def cores_label(n: int, core_type: str) -> str:
+    """'48 vector cores', and '2 cores' for a core type already called 'core' (a CPU)."""
+    return f"{n} cores" if core_type.lower() in ("core", "cores", "") else f"{n} {core_type} cores"
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -34,11 +40,11 @@ def print_summary(s: dict[str, Any]) -> None:
     lat = s["latency_s"]
     out.print(
         f"[bold]run {s['run']}[/bold]: workload {s['profile']} on {s['hardware']} "
-        f"({s['cores']} {s['core_type']} cores), batch {s['batch_size']}"
+        f"({cores_label(s['cores'], s['core_type'])}), batch {s['batch_size']}"
     )
-    line = f"predicted latency [bold]{lat * 1e6:.4g} µs[/bold] per batch, bound by {s['breakdown']['bound']}"
+    line = f"predicted latency [bold]{_us(lat)} µs[/bold] per batch, bound by {s['breakdown']['bound']}"
     if s["lower_bound_s"]:
-        line += f"; lower bound {s['lower_bound_s'] * 1e6:.4g} µs"
+        line += f"; lower bound {_us(s['lower_bound_s'])} µs"
     out.print(line)
     b = s["breakdown"]
     out.print(
@@ -46,7 +52,7 @@ def print_summary(s: dict[str, Any]) -> None:
         f"chip L2 bound {_us(b['chip_l2_bound_s'])}) + merge {_us(b['merge_s'])} + launch {_us(b['launch_s'])} µs"
     )
     if s["stored_latency_s"] is not None and not s["matches_stored"]:
-        out.print(f"[yellow]the search stored {s['stored_latency_s'] * 1e6:.4g} µs: mapping.json was edited[/yellow]")
+        out.print(f"[yellow]the search stored {_us(s['stored_latency_s'])} µs: mapping.json was edited[/yellow]")
     if not s["feasible"]:
         out.print(f"[red]infeasible:[/red] {s['reason']}")
 
@@ -71,7 +77,7 @@ def print_summary(s: dict[str, Any]) -> None:
     for col in ("table", "cores", "strategy", "shards", "replicas", "sharding", "hot rows", "dedup", "time µs"):
         right = col in ("shards", "replicas", "hot rows", "time µs")
         tables.add_column(col, justify="right" if right else "left", no_wrap=col != "cores", overflow="fold")
-    tables.add_column("share", justify="right", no_wrap=True)
+    tables.add_column("slowest task / latency", justify="right", no_wrap=True)
     for t in sorted(s["tables"], key=lambda t: -t["time_s"]):
         tables.add_row(
             t["name"],
@@ -86,6 +92,7 @@ def print_summary(s: dict[str, Any]) -> None:
             f"{t['share'] * 100:.1f}%",
         )
     out.print(tables)
+    out.print(SLOWEST_TASK_NOTE, soft_wrap=True)
 
     im = s["imbalance"]
     mom = "n/a" if im["max_over_min"] is None else f"{im['max_over_min']:.3f}"
@@ -104,11 +111,12 @@ def show_command(
     hw: str | None = typer.Option(None, "--hw", help=HW_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the same figures as JSON on stdout (for scripts)."),
 ) -> None:
-    """Show a search run's best mapping: per-core load, per-table placement and share, imbalance.
+    """Show a search run's best mapping: per-core load, per-table placement, imbalance.
 
     Per core, as in TorchRec's planner report: tasks, time, memory, what bounds it (* marks the busiest).
 
-    Per table: cores, strategy, shards, replicas, share of the latency.
+    Per table: cores, strategy, shards, replicas, its slowest task over the latency (tables run side by side,
+    so this column does not sum to 100%).
 
     Imbalance: busiest/mean over all cores, max/min over the cores with work, idle cores.
     """

@@ -3,7 +3,9 @@ then store the best mapping and the evidence under `runs/<run>/`."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import shutil
 import sys
 import time
 import warnings
@@ -30,14 +32,18 @@ from autotune.search.space import SearchSpace
 from autotune.search.storage import (
     JOURNAL_NAME,
     REGISTRY_DIR,
+    check_storage,
     describe,
     open_storage,
     recover_stale_trials,
     registered_worker,
+    same_storage,
 )
 from autotune.search.tablepolish import TABLES_ATTR, apply_overrides, polish_tables
 
 DEFAULT_BASELINE = "default-gather"
+#: Seeds NumPy (and so Optuna's samplers) accept.
+SEED_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class SearchOutcome:
     storage: str
     sampler: str
     pareto: list[dict[str, Any]]
+    best_from: str = ""  # "trial N" or "baseline NAME": where the best mapping came from
+    n_waiting: int = 0  # enqueued trials (baselines, seeds) not run yet
 
     def to_json(self) -> dict[str, Any]:
         best = self.best
@@ -84,7 +92,9 @@ class SearchOutcome:
             "baselines": [
                 {"name": n, "latency_s": v, "speedup": v / best.latency_s} for n, v in sorted(self.baselines.items())
             ],
+            "best_from": self.best_from,
             "n_trials": self.n_trials,
+            "n_waiting": self.n_waiting,
             "storage": self.storage,
             "sampler": self.sampler,
             "pareto": self.pareto,
@@ -95,6 +105,20 @@ def quiet_optuna() -> None:
     """Optuna's INFO log and experimental-feature warnings would drown the progress bar."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    # A trial that raises is logged here with its traceback and then re-raised by `optimize`: the caller reports
+    # it once (Ctrl-C as one line, see `SearchInterrupted`), so the log would only repeat it.
+    logging.getLogger("optuna.study._optimize").setLevel(logging.ERROR)
+
+
+class SearchInterrupted(Exception):
+    """Ctrl-C stopped the search. `completed`: trials this invocation completed; `stored`: the run directory was
+    written from the trials completed so far (run.json, mapping.json, report), so no work is lost."""
+
+    def __init__(self, run_dir: Path, completed: int, stored: bool) -> None:
+        super().__init__(f"interrupted after {completed} trials")
+        self.run_dir = run_dir
+        self.completed = completed
+        self.stored = stored
 
 
 def make_sampler(space: SearchSpace, seed: int | None, n_trials: int | None) -> optuna.samplers.BaseSampler:
@@ -109,17 +133,12 @@ def run_search(
 ) -> SearchOutcome:
     """Run (or continue) a search and write the run directory.
 
-    `progress(done, total, best_latency_s, default_gather_latency_s)` is called as trials complete.
+    `progress(done, total, best_latency_s, default_gather_latency_s)` is called as trials complete (`done`
+    counts the trials this invocation completed). `--timeout` bounds everything from here to the end of the
+    polish. Ctrl-C raises `SearchInterrupted` after storing the run from the trials completed so far.
     """
-    if req.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {req.batch_size}")
-    if req.workers < 1:
-        raise UserError(f"--workers must be >= 1, got {req.workers}")
-    if req.n_trials is None and req.timeout_s is None:
-        raise UserError("give --n-trials or --timeout (or both), or the search never ends")
-    bad = [o for o in req.objectives if o not in ("latency", "memory")]
-    if bad or not req.objectives or req.objectives[0] != "latency":
-        raise UserError(f"--objectives {','.join(req.objectives)}: use 'latency' or 'latency,memory'")
+    t0 = time.monotonic()
+    _check_request(req)
     quiet_optuna()
     problem = Problem(
         profile=str(Path(req.profile).resolve()),
@@ -133,61 +152,108 @@ def run_search(
     run_dir = runstore.run_dir(req.run, req.root)
     if req.resume and req.storage is None and not (run_dir / JOURNAL_NAME).exists():
         raise UserError(f"--resume: {run_dir} has no study to resume; drop --resume to start one")
-    _check_same_inputs(run_dir, problem, ctx)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    storage = open_storage(req.storage, run_dir)
-    directions = ["minimize"] * len(req.objectives)
-    study_name = run_dir.name
-    try:
-        study = optuna.create_study(
-            storage=storage,
-            study_name=study_name,
-            directions=directions,
-            load_if_exists=True,
-            sampler=make_sampler(space, req.seed, req.n_trials),
-        )
-    except ValueError as exc:
-        raise UserError(f"run {study_name}: {exc}; use another --run or the study's objectives") from None
-    if len(study.directions) != len(directions):
-        raise UserError(
-            f"run {study_name} was started with {len(study.directions)} objective(s); "
-            f"resume it with the same --objectives or use another --run"
-        )
+    _check_same_inputs(run_dir, problem, ctx, req.storage)
+    study = _open_study(req, run_dir, make_sampler(space, req.seed, req.n_trials))
+    study_name = study.study_name
     registry = _registry(req.storage, run_dir)
-    if isinstance(storage, optuna.storages.JournalStorage):  # databases have heartbeats for this
+    if isinstance(study._storage, optuna.storages.JournalStorage):  # databases have heartbeats for this
         recover_stale_trials(study, registry)
-    before = len(study.get_trials(deepcopy=False))
-    if before == 0:
+    if not study.get_trials(deepcopy=False):
         for name in sorted(space.baselines):
             study.enqueue_trial(space.params_of(name), user_attrs={"baseline": name}, skip_if_exists=True)
         for params in space.seeds():
             study.enqueue_trial(params, user_attrs={"seed": "grain"}, skip_if_exists=True)
+    before = _n_completed(study)
     sampler_name = type(study.sampler).__name__
     default_s = score(ctx, space.baselines[DEFAULT_BASELINE]).latency_s
+    deadline = None if req.timeout_s is None else t0 + req.timeout_s
+    workers = plan_workers(req.workers, req.n_trials)
 
-    if req.workers == 1:
+    def report(*_: Any) -> None:
+        if progress:
+            progress(_n_completed(study) - before, req.n_trials, _best_value(study), default_s)
 
-        def report(st: optuna.Study, _t: optuna.trial.FrozenTrial) -> None:
-            if progress:
-                progress(len(st.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(st), default_s)
+    try:
+        left = _left(deadline)
+        if left is not None and left <= 0:
+            pass  # building the model took the whole --timeout: the baselines alone are compared
+        elif workers == 1:
+            with registered_worker(registry):
+                study.optimize(
+                    make_objective(problem, ctx, space), n_trials=req.n_trials, timeout=left, callbacks=[report]
+                )
+        else:
+            _run_pool(req, workers, left, problem, run_dir, study_name, study, report)
+        if req.polish:
+            _polish(study, problem, ctx, space, registry, report, deadline)
+    except KeyboardInterrupt:
+        completed = _n_completed(study) - before
+        stored = False
+        if completed > 0:
+            try:
+                _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers, status="interrupted")
+                stored = True
+            except UserError:  # nothing feasible yet: nothing worth storing
+                pass
+        raise SearchInterrupted(run_dir, completed, stored) from None
+    return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        callbacks: list[Any] = [report]
-        with registered_worker(registry):
-            study.optimize(
-                make_objective(problem, ctx, space), n_trials=req.n_trials, timeout=req.timeout_s, callbacks=callbacks
+
+def _check_request(req: SearchRequest) -> None:
+    """Bad values of the request, each in one line, before anything is created."""
+    if req.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {req.batch_size}")
+    if req.workers < 1:
+        raise UserError(f"--workers must be >= 1, got {req.workers}")
+    if req.heavy < 0:
+        raise UserError(f"--heavy must be >= 0 (the number of tables with their own knobs), got {req.heavy}")
+    if req.seed is not None and not 0 <= req.seed <= SEED_MAX:
+        raise UserError(f"--seed must be between 0 and 2**32 - 1 = {SEED_MAX}, got {req.seed}")
+    if req.n_trials is None and req.timeout_s is None:
+        raise UserError("give --n-trials or --timeout (or both), or the search never ends")
+    bad = [o for o in req.objectives if o not in ("latency", "memory")]
+    if bad or not req.objectives or req.objectives[0] != "latency":
+        raise UserError(f"--objectives {','.join(req.objectives)}: use 'latency' or 'latency,memory'")
+    check_storage(req.storage)
+
+
+def plan_workers(workers: int, n_trials: int | None) -> int:
+    """Worker processes worth starting: no more than the trials to run (a worker without a trial only costs)."""
+    return workers if n_trials is None else max(1, min(workers, n_trials))
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _n_completed(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+def _open_study(req: SearchRequest, run_dir: Path, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
+    """Open (or create) the run's study. A run directory this call created is removed again when the storage or
+    the study cannot be opened, so a failed start leaves nothing behind."""
+    created = not run_dir.exists()
+    n = len(req.objectives)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        study = optuna.create_study(
+            storage=open_storage(req.storage, run_dir),
+            study_name=run_dir.name,
+            directions=["minimize"] * n,
+            load_if_exists=True,
+            sampler=sampler,
+        )
+        if len(study.directions) != n:
+            raise UserError(
+                f"run {run_dir.name} was started with {len(study.directions)} objective(s); "
+                f"resume it with the same --objectives or use another --run"
             )
-    else:
-        _run_pool(req, problem, run_dir, study_name, study, before, progress, default_s)
-
-    if req.polish and not problem.two_objectives:
-
-        def polished() -> None:  # each point the polish tells the study is a trial: the progress shows it
-            if progress:
-                progress(len(study.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(study), default_s)
-
-        _polish(study, problem, ctx, space, registry, polished)
-    return _finish(req, problem, ctx, space, study, run_dir, sampler_name)
+    except BaseException:
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    return study
 
 
 #: Distinct best trials the coordinate descent starts from, and the seconds all of them may take together; then
@@ -204,13 +270,15 @@ def _polish(
     space: SearchSpace,
     registry: Path,
     on_tell: Callable[[], None] = lambda: None,
+    deadline: float | None = None,
 ) -> None:
     """Coordinate descent from each of the best few distinct feasible trials (one start alone often ends in the
     local optimum the sampler happened to find first), then table-by-table descent (`tablepolish.py`) from the
     best point reached. Every point better than all trials so far is told to the study as a trial as soon as it
     is reached (after the coordinate descent, after each sweep of the table descent; per-table overrides in the
     trial's `TABLES_ATTR` user attribute), so the study's history shows when the search got there; `on_tell`
-    runs after each."""
+    runs after each. Both phases end by `deadline` (time.monotonic(); the end of --timeout) at the latest.
+    With two objectives the descent is on latency: it extends the low-latency end of the Pareto set."""
     feasible = sorted(_feasible(study), key=lambda t: t.values[0])
     if not feasible:
         return
@@ -228,10 +296,12 @@ def _polish(
             study.optimize(objective, n_trials=1)
         on_tell()
 
-    deadline = time.monotonic() + POLISH_BUDGET_S
+    end = time.monotonic() + POLISH_BUDGET_S
+    if deadline is not None:
+        end = min(end, deadline)
     best_params, best_latency, origin = None, feasible[0].values[0], None
     for start in starts:
-        left = deadline - time.monotonic()
+        left = end - time.monotonic()
         if left <= 0:
             break
         if start.user_attrs.get(TABLES_ATTR):
@@ -252,45 +322,47 @@ def _polish(
             told[0] = latency
             tell(params, {"polished_from": origin, TABLES_ATTR: {**before, **overrides}})
 
+    budget = TABLE_POLISH_BUDGET_S if deadline is None else min(TABLE_POLISH_BUDGET_S, deadline - time.monotonic())
+    if budget <= 0:
+        return
     start_mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(params)), before)
-    polish_tables(ctx, start_mapping, TABLE_POLISH_BUDGET_S, on_sweep=on_sweep)
+    polish_tables(ctx, start_mapping, budget, on_sweep=on_sweep)
 
 
 def _run_pool(
     req: SearchRequest,
+    workers: int,
+    timeout_s: float | None,
     problem: Problem,
     run_dir: Path,
     study_name: str,
     study: optuna.Study,
-    before: int,
-    progress: Callable | None,
-    default_s: float,
+    report: Callable[[], None],
 ) -> None:
     mp = multiprocessing.get_context("spawn")
     procs = []
-    for i in range(req.workers):
-        seed = None if req.seed is None else req.seed + 1000 * (i + 1)
-        p = mp.Process(
-            target=run_worker,
-            args=(
-                problem,
-                req.storage,
-                str(run_dir),
-                study_name,
-                _share(req.n_trials, req.workers, i),
-                req.timeout_s,
-                seed,
-                req.n_trials,
-            ),
-            daemon=False,
-        )
-        p.start()
-        procs.append(p)
     try:
+        for i in range(workers):
+            seed = None if req.seed is None else (req.seed + 1000 * (i + 1)) % (SEED_MAX + 1)
+            p = mp.Process(
+                target=run_worker,
+                args=(
+                    problem,
+                    req.storage,
+                    str(run_dir),
+                    study_name,
+                    _share(req.n_trials, workers, i),
+                    timeout_s,
+                    seed,
+                    req.n_trials,
+                ),
+                daemon=False,
+            )
+            p.start()
+            procs.append(p)
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
-            if progress:
-                progress(len(study.get_trials(deepcopy=False)) - before, req.n_trials, _best_value(study), default_s)
+            report()
         failed = [p.exitcode for p in procs if p.exitcode]
         if failed:
             raise UserError(f"{len(failed)} search worker(s) failed (exit codes {failed}); see the messages above")
@@ -298,6 +370,8 @@ def _run_pool(
         for p in procs:
             if p.is_alive():
                 p.terminate()
+        for p in procs:
+            p.join()
 
 
 def _share(n_trials: int | None, workers: int, i: int) -> int | None:
@@ -327,12 +401,21 @@ def _feasible(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def _check_same_inputs(run_dir: Path, problem: Problem, ctx: ModelContext) -> None:
-    """A run continues only with the inputs it was started with: its trials were scored against them."""
-    meta = run_dir / "run.json"
+def _check_same_inputs(run_dir: Path, problem: Problem, ctx: ModelContext, storage: str | None) -> None:
+    """A run continues only with the inputs it was started with (its trials were scored against them) and in
+    the storage it was started in (another one would hold another study, and its best would replace the run's)."""
+    meta, journal = run_dir / "run.json", run_dir / JOURNAL_NAME
+    doc = runstore.read_json(meta) if meta.exists() else {}
+    # an interrupted run has no run.json yet, but its trials may be in the run's own journal
+    was_storage = doc.get("storage") if meta.exists() else (str(journal) if journal.is_file() else None)
+    if isinstance(was_storage, str) and not same_storage(was_storage, storage, run_dir):
+        fix = "drop --storage" if same_storage(was_storage, None, run_dir) else f"pass --storage {was_storage}"
+        raise UserError(
+            f"run {run_dir.name} keeps its study in {was_storage}, not {describe(storage, run_dir)}; {fix} to "
+            "continue it, or use another --run for a new study"
+        )
     if not meta.exists():
         return
-    doc = runstore.read_json(meta)
     inputs = doc.get("inputs", {})
     profile = Path(problem.profile)
     profile_file = profile / "profile.json" if profile.is_dir() else profile
@@ -374,14 +457,23 @@ def _finish(
     study: optuna.Study,
     run_dir: Path,
     sampler_name: str,
+    workers: int,
+    status: str = "complete",
 ) -> SearchOutcome:
+    """Store the run: the best of the completed trials and the feasible baselines (the baselines are enqueued as
+    trials, but a short budget may end before they run), the comparison, the report, and run.json last."""
     from autotune.search.report import write_report
 
     feasible = _feasible(study)
-    if not feasible:
+    base_preds = {n: predict(ctx.profile, ctx.hw, m, ctx.batch_size, ctx=ctx) for n, m in space.baselines.items()}
+    baselines = {n: p.latency_s for n, p in base_preds.items() if p.feasible}
+    if not feasible and not baselines:
         trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         if not trials:
-            raise UserError(f"run {run_dir.name}: no trial completed; give more --n-trials or a longer --timeout")
+            raise UserError(
+                f"run {run_dir.name}: no trial completed and no baseline fits in memory on {ctx.hw.name}; "
+                "give more --n-trials or a longer --timeout"
+            )
         least = min(trials, key=lambda t: sum(max(c, 0.0) for c in t.constraints.values()))
         excess = sum(max(c, 0.0) for c in least.constraints.values())
         why = least.user_attrs.get("infeasible", "local memory overflows")
@@ -389,13 +481,18 @@ def _finish(
             f"nothing fits in memory on {ctx.hw.name}: the closest mapping is {fmt_bytes(excess)} over "
             f"({why}); lower --batch-size, shard the largest tables over more cores, or use a chip with more memory"
         )
-    best_trial = min(feasible, key=lambda t: t.values[0])
-    mapping = apply_overrides(
-        space.suggest(optuna.trial.FixedTrial(best_trial.params)), best_trial.user_attrs.get(TABLES_ATTR)
-    )
-    best = predict(ctx.profile, ctx.hw, mapping, ctx.batch_size, ctx=ctx)
-    base_preds = {n: predict(ctx.profile, ctx.hw, m, ctx.batch_size, ctx=ctx) for n, m in space.baselines.items()}
-    baselines = {n: p.latency_s for n, p in base_preds.items() if p.feasible}
+    best_trial = min(feasible, key=lambda t: t.values[0]) if feasible else None
+    best: Prediction | None = None
+    if best_trial is not None:
+        mapping = apply_overrides(
+            space.suggest(optuna.trial.FixedTrial(best_trial.params)), best_trial.user_attrs.get(TABLES_ATTR)
+        )
+        best = predict(ctx.profile, ctx.hw, mapping, ctx.batch_size, ctx=ctx)
+        best_from = f"trial {best_trial.number}"
+    top_base = min(baselines, key=lambda n: baselines[n]) if baselines else None
+    if top_base is not None and (best is None or baselines[top_base] < best.latency_s):
+        best, best_trial, best_from = base_preds[top_base], None, f"baseline {top_base}"
+    assert best is not None
     lb = lower_bound(ctx).latency_s
     profile_path = Path(problem.profile)
     profile_file = profile_path / "profile.json" if profile_path.is_dir() else profile_path
@@ -408,7 +505,7 @@ def _finish(
             pareto.append(
                 {"trial": t.number, "latency_s": t.values[0], "memory_bytes": t.values[1], "params": t.params}
             )
-    n_trials = len(study.get_trials(deepcopy=False))
+    n_trials = _n_completed(study)
     outcome = SearchOutcome(
         run_dir=run_dir,
         best=best,
@@ -418,6 +515,8 @@ def _finish(
         storage=describe(req.storage, run_dir),
         sampler=sampler_name,
         pareto=pareto,
+        best_from=best_from,
+        n_waiting=len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))),
     )
     atomic.write_json(run_dir / "mapping.json", out_mapping.to_dict())
     base_doc = {
@@ -446,7 +545,7 @@ def _finish(
     write_report(run_dir, outcome, base_preds, history, ctx)
     run_doc = {
         "run": run_dir.name,
-        "status": "complete",
+        "status": status,
         "command": " ".join(req.argv) if req.argv else None,
         "inputs": {
             "profile": {"path": str(profile_file), "sha256": runstore.sha256_file(profile_file)},
@@ -456,12 +555,14 @@ def _finish(
         "objectives": list(req.objectives),
         "seed": req.seed,
         "n_trials": n_trials,
-        "workers": req.workers,
+        "n_waiting": outcome.n_waiting,
+        "workers": workers,
         "storage": outcome.storage,
         "study_name": study.study_name,
         "sampler": sampler_name,
-        "best_trial": best_trial.number,
-        "best_params": best_trial.params,
+        "best_from": best_from,
+        "best_trial": best_trial.number if best_trial is not None else None,
+        "best_params": best_trial.params if best_trial is not None else None,
         "best_latency_s": best.latency_s,
         "lower_bound_s": lb,
         "versions": runstore.versions(),

@@ -115,8 +115,8 @@ def load_run(
     )
     if stored_f is not None and not loaded.matches_stored:
         err.print(
-            f"warning: {mpath} now predicts {pred.latency_s * 1e6:.4g} µs, the search stored "
-            f"{stored_f * 1e6:.4g} µs (the file was edited after the search); showing the file as it is",
+            f"warning: {mpath} now predicts {pred.latency_s * 1e6:,.3f} µs, the search stored "
+            f"{stored_f * 1e6:,.3f} µs (the file was edited after the search); showing the file as it is",
             markup=False,
             soft_wrap=True,
         )

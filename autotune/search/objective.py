@@ -84,4 +84,7 @@ def run_worker(
     from autotune.search.driver import _registry
 
     with registered_worker(_registry(storage_url, Path(run_dir))):
-        study.optimize(make_objective(problem, ctx, space), timeout=timeout_s, n_trials=n_trials)
+        try:
+            study.optimize(make_objective(problem, ctx, space), timeout=timeout_s, n_trials=n_trials)
+        except KeyboardInterrupt:  # Ctrl-C reaches every worker: the parent reports it once
+            return

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from autotune import atomic
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction
+from autotune.search.summary import SLOWEST_TASK_NOTE
 
 if TYPE_CHECKING:
     from autotune.search.driver import SearchOutcome
@@ -48,7 +49,8 @@ def plot_history(path: Path, history: list[tuple[int, float, bool]]) -> None:
     ax.yaxis.set_major_formatter(ScalarFormatter())
     ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.tick_params(axis="y", which="minor", labelsize=7)
-    ax.legend(loc="upper right", fontsize=8)
+    if ok or bad:  # a search stopped before its first trial has nothing to label
+        ax.legend(loc="upper right", fontsize=8)
     ax.set_title("Optimisation history")
     fig.tight_layout()
     _save(fig, path)
@@ -102,7 +104,8 @@ def write_report(
         f"# autotune run `{run_dir.name}`",
         "",
         f"Workload `{ctx.profile.name}` ({len(ctx.tables)} tables) on `{ctx.hw.name}` "
-        f"({ctx.n_cores} look-up cores), batch {ctx.batch_size}; {outcome.n_trials} trials ({outcome.sampler}).",
+        f"({ctx.n_cores} look-up cores), batch {ctx.batch_size}; {outcome.n_trials} trials completed "
+        f"({outcome.sampler}); best from {outcome.best_from}.",
         "",
         f"- best predicted latency: **{_us(best.latency_s)}** per batch",
         f"- lower bound: {_us(outcome.lower_bound_s)} (gap {best.latency_s / outcome.lower_bound_s - 1:.1%})"
@@ -129,7 +132,7 @@ def write_report(
         "",
         "## Tables of the best mapping",
         "",
-        "| table | strategy | replicas | shards | sharding | hot rows | dedup | time | share of latency |",
+        "| table | strategy | replicas | shards | sharding | hot rows | dedup | time | slowest task / latency |",
         "|---|---|---:|---:|---|---:|---|---:|---:|",
     ]
     for t in sorted(best.tables, key=lambda t: -t.time_s):
@@ -138,6 +141,8 @@ def write_report(
             f"{'yes' if t.dedup else 'no'} | {_us(t.time_s)} | {t.share:.1%} |"
         )
     lines += [
+        "",
+        f"*{SLOWEST_TASK_NOTE}.*",
         "",
         "`autotune show " + run_dir.name + "` prints the per-core and per-table tables; "
         "`autotune export " + run_dir.name + " --format torchrec` writes a TorchRec-style plan.",

@@ -17,28 +17,55 @@ from typing import Any
 
 from autotune.errors import UserError
 
+JOURNAL_NAME = "study.journal"  # the study's default storage, inside the run directory
+
 DEFAULT_ROOT = Path("runs")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def run_dir(run: str, root: Path = DEFAULT_ROOT) -> Path:
-    """The directory of run `run` (a name under `root`, or a path to an existing run directory)."""
+    """Where `autotune search --run RUN` keeps its run: `root/RUN` for a run name, or RUN itself when it is an
+    existing run directory (one holding run.json or a study journal, e.g. to resume it by its path).
+
+    Any other path is refused: a name with '/' or '..' would put a whole run outside `root`.
+    """
+    if _NAME.match(run):
+        return root / run
     p = Path(run)
-    if (p.is_dir() and (p / "run.json").exists()) or len(p.parts) > 1:
+    if _is_run_dir(p):
         return p
-    if not _NAME.match(run):
-        raise UserError(f"--run {run!r}: use letters, digits, '.', '_' and '-' (at most 100 characters)")
-    return root / run
+    hint = f"; to store it under {p.parent}/, pass --runs-dir {p.parent} --run {p.name}" if _NAME.match(p.name) else ""
+    raise UserError(
+        f"--run {run!r}: not a run name and not an existing run directory (one holding run.json); a name uses "
+        f"letters, digits, '.', '_' and '-' (at most 100 characters, no '/' or '..') and the run goes to "
+        f"{root}/<name>{hint}"
+    )
+
+
+def _is_run_dir(p: Path) -> bool:
+    return p.is_dir() and ((p / "run.json").is_file() or (p / JOURNAL_NAME).is_file())
 
 
 def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
-    """A completed run's directory, for `show` and `export`: a clear error when there is none."""
-    d = run_dir(run, root)
-    if not (d / "run.json").exists():
-        known = sorted(p.parent.name for p in root.glob("*/run.json")) if root.exists() else []
-        hint = f"; completed runs under {root}/: {', '.join(p for p in known)}" if known else ""
-        raise UserError(f"{d}: no completed run here (run.json missing); start one with `autotune search`{hint}")
-    return d
+    """A completed run's directory, for the commands that read runs (`show`, `export`, `replay`, ...): a run name
+    under `root`, the path of a run directory, or the path of its run.json; a clear error when there is none."""
+    p = Path(run)
+    if p.name == "run.json" and p.is_file():
+        return p.parent
+    d = root / run if _NAME.match(run) and not (p / "run.json").is_file() else p
+    if (d / "run.json").is_file():
+        return d
+    if p.is_file():
+        raise UserError(f"{run}: a file, not a run; pass the run's directory (the folder holding run.json)")
+    if d.is_dir() and (d / JOURNAL_NAME).is_file():
+        raise UserError(
+            f"{d}: an interrupted search (a study but no run.json yet); finish it with "
+            f"`autotune search --run {d.name} --resume` and the same --hw and --profile"
+            + ("" if d == root / d.name and root == DEFAULT_ROOT else f" (and --runs-dir {d.parent})")
+        )
+    known = sorted(q.parent.name for q in root.glob("*/run.json")) if root.exists() else []
+    hint = f"; completed runs under {root}/: {', '.join(known)}" if known else ""
+    raise UserError(f"{d}: no completed run here (run.json missing); start one with `autotune search`{hint}")
 
 
 def sha256_file(path: Path) -> str:

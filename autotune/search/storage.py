@@ -22,8 +22,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from autotune.errors import UserError
+from autotune.search.runstore import JOURNAL_NAME
 
-JOURNAL_NAME = "study.journal"
+__all__ = ["JOURNAL_NAME"]
 #: Trial user attribute naming the process that ran it: "host:pid". Used to find trials a killed worker left.
 WORKER_ATTR = "worker"
 #: How often a worker on an RDB storage proves it is alive, and after how long without a beat it is dead.
@@ -38,12 +39,51 @@ def describe(url: str | None, run_dir: Path) -> str:
     return url if url else str(run_dir / JOURNAL_NAME)
 
 
+def is_url(storage: str) -> bool:
+    """A `--storage` value is a database URL when it has a scheme (`scheme://...`), else a journal file path."""
+    return "://" in storage
+
+
+def same_storage(recorded: str, requested: str | None, run_dir: Path) -> bool:
+    """Whether `--storage requested` names the study a run recorded (run.json `storage`, as `describe` wrote it).
+
+    URLs compare as written; journal files by resolved path, and the run's own journal (no --storage) also
+    when the run directory moved since (the journal moves with it)."""
+    if is_url(recorded) or (requested is not None and is_url(requested)):
+        return requested == recorded
+    now = Path(requested) if requested is not None else run_dir / JOURNAL_NAME
+    if now.resolve() == Path(recorded).resolve():
+        return True
+    return requested is None and Path(recorded).name == JOURNAL_NAME and Path(recorded).parent.name == run_dir.name
+
+
+def check_storage(url: str | None) -> None:
+    """Refuse a URL whose scheme no Optuna storage speaks, before anything is created (else it would become a
+    journal file named after the URL)."""
+    if url is None or not is_url(url):
+        return
+    scheme = url.split("://", 1)[0]
+    if scheme.split("+", 1)[0].lower() not in _DB_SCHEMES:
+        raise UserError(
+            f"--storage {url}: unknown scheme {scheme!r}; use a journal file path (e.g. runs/shared.journal) or a "
+            "database URL: " + ", ".join(f"{s}://..." for s in _DB_SCHEMES) + " (a driver may follow '+', e.g. "
+            "postgresql+psycopg://user@host/db)"
+        )
+
+
 def open_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
     """Open the study's storage: `url` (a database URL or a journal file path), or the run's journal file."""
-    if url is None or url.split(":", 1)[0].split("+", 1)[0] not in _DB_SCHEMES:
+    check_storage(url)
+    if url is None or not is_url(url):
         path = Path(url) if url else run_dir / JOURNAL_NAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            where = "--storage" if url else "the run directory"
+            raise UserError(
+                f"{where} {path}: cannot open the journal file ({exc.strerror or exc}); give a writable path"
+            ) from None
     last: Exception | None = None
     for attempt in range(5):  # machines starting together race to create the schema: retry, it then exists
         try:

@@ -12,6 +12,12 @@ from typing import Any
 from autotune.model.evaluate import CoreLoad, Prediction, TableResult
 from autotune.search.loaded import LoadedRun
 
+#: What the per-table "slowest task / latency" column is, printed under the table (the shares do not add up).
+SLOWEST_TASK_NOTE = (
+    "slowest task / latency: the table's slowest task (replica or shard) over the batch latency; tasks of "
+    "different tables run side by side on other cores, so the column does not sum to 100%"
+)
+
 
 def imbalance(per_core: Sequence[CoreLoad]) -> dict[str, Any]:
     """Load imbalance of the cores.

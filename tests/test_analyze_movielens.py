@@ -87,4 +87,3 @@ def test_movie_genres_as_multi_valued_table(tmp_path):
 def test_default_tables_are_the_non_numeric_columns(tmp_path):
     out = _run([str(DATA / "movies.csv"), "--out", str(tmp_path / "m")])
     assert [t["name"] for t in out["tables"]] == ["title", "genres"]
-

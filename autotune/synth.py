@@ -83,10 +83,16 @@ class SynthSpec:
     tables: tuple[TableSpec, ...]
 
     def override(
-        self, *, rows: int | None = None, pooling: float | None = None, alpha: float | None = None
+        self,
+        *,
+        rows: int | None = None,
+        pooling: float | None = None,
+        alpha: float | None = None,
+        dtype: str | None = None,
     ) -> SynthSpec:
-        """The same spec with `rows`, `pooling` or `alpha` replaced in every table (None keeps them)."""
-        changes = {k: v for k, v in (("rows", rows), ("pooling", pooling), ("alpha", alpha)) if v is not None}
+        """The same spec with `rows`, `pooling`, `alpha` or `dtype` replaced in every table (None keeps them)."""
+        given = (("rows", rows), ("pooling", pooling), ("alpha", alpha), ("dtype", dtype))
+        changes = {k: v for k, v in given if v is not None}
         if not changes:
             return self
         spec = SynthSpec(self.name, tuple(replace(t, **changes) for t in self.tables))

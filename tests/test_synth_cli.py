@@ -120,6 +120,21 @@ def test_spec_file(tmp_path: Path) -> None:
     assert info["tables"][0]["accesses"] > 100
 
 
+def test_dtype_overrides_the_preset_in_the_model_spec(tmp_path: Path) -> None:
+    # Criteo-1TB in float32 does not fit one 910B (64 GiB); --dtype float16 halves every table's bytes
+    out = tmp_path / "c"
+    res = synth(str(out), "--preset", "criteo1tb", "--queries", "200", "--dtype", "float16")
+    assert res.exit_code == 0, res.stderr
+    model = tomllib.loads((out / "model.toml").read_text())
+    assert {t["dtype"] for t in model["tables"]} == {"float16"} and len(model["tables"]) == 26
+    rows = sum(t.rows for t in PRESETS["criteo1tb"].tables)
+    assert sum(t["rows"] * t["dim"] * 2 for t in model["tables"]) == rows * 128 * 2
+    assert round(rows * 128 * 2 / 2**30, 1) == 44.8 and round(rows * 128 * 4 / 2**30, 1) == 89.5  # as the help says
+    uniform = tmp_path / "u"
+    assert synth(str(uniform), "--tables", "2", "--rows", "10", "--queries", "5", "--dtype", "int8").exit_code == 0
+    assert {t["dtype"] for t in tomllib.loads((uniform / "model.toml").read_text())["tables"]} == {"int8"}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -131,6 +146,7 @@ def test_spec_file(tmp_path: Path) -> None:
         (["--queries", "10", "--tables", "2", "--format", "xml"], "--format 'xml' is unknown"),
         (["--queries", "10", "--tables", "2", "--zipf", "-3"], "'alpha'"),
         (["--queries", "10", "--spec", "/nonexistent/spec.toml"], "synth spec not found"),
+        (["--queries", "10", "--tables", "2", "--dtype", "float64"], "'dtype' is 'float64'"),
     ],
 )
 def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -60,6 +60,13 @@ def synth_command(
         None, "--zipf", help="Zipf exponent of row popularity, <= 1 = uniform (uniform spec: default 1.1; overrides)."
     ),
     dim: int = typer.Option(128, "--dim", min=1, help="Embedding dim of the uniform spec's tables."),
+    dtype: str | None = typer.Option(
+        None,
+        "--dtype",
+        help="Element type of every table in model.toml: float32, float16, bfloat16, int8 or uint8 (default: the "
+        "preset's or spec's; float32 for a uniform spec). Criteo-1TB's tables take 89.5 GiB in float32, 44.8 GiB "
+        "in float16.",
+    ),
     contiguous_hot: bool = typer.Option(
         False,
         "--contiguous-hot",
@@ -94,9 +101,9 @@ def synth_command(
     if preset is not None:
         if preset not in PRESETS:
             raise UserError(f"--preset {preset!r} is unknown; use one of {', '.join(PRESETS)}")
-        spec = PRESETS[preset].override(rows=rows, pooling=pooling, alpha=zipf)
+        spec = PRESETS[preset].override(rows=rows, pooling=pooling, alpha=zipf, dtype=dtype)
     elif spec_file is not None:
-        spec = load_spec_file(spec_file).override(rows=rows, pooling=pooling, alpha=zipf)
+        spec = load_spec_file(spec_file).override(rows=rows, pooling=pooling, alpha=zipf, dtype=dtype)
     elif tables is not None:
         spec = uniform_spec(
             tables,
@@ -104,6 +111,7 @@ def synth_command(
             pooling=pooling if pooling is not None else 1.0,
             alpha=zipf if zipf is not None else 1.1,
             dim=dim,
+            dtype=dtype or "float32",
         )
     else:
         raise UserError(f"say what to generate: --preset ({', '.join(PRESETS)}), --spec FILE or --tables T")

@@ -74,6 +74,31 @@ def test_torchrec_export_tiles_every_table(root):
         assert ("replicas" in ext["not_expressed"]) == (t["replicas"] > 1)
 
 
+def test_torchrec_export_notes_what_the_plan_leaves_out(root):
+    # one stderr note per kind of decision the plan section cannot carry, naming how many tables, from the
+    # stored mapping: partial replicas, a strategy other than GM, hot rows under GM, de-duplication
+    res = export(RUN, "--runs-dir", str(root), "--format", "torchrec")
+    assert res.exit_code == 0, res.stderr
+    tables = json.loads((root / RUN / "mapping.json").read_text())["tables"]
+    expected = {
+        "replicas on a subset of the ranks": [
+            t for t in tables if t["replicas"] > 1 and not (t["shards"] == 1 and t["replicas"] == CORES)
+        ],
+        "a single-core strategy other than GM": [t for t in tables if t["strategy"] != "GM"],
+        "hot rows pinned": [t for t in tables if t["strategy"] == "GM" and t["hot_rows"] > 0],
+        "de-duplication": [t for t in tables if t["dedup"]],
+    }
+    notes = [ln for ln in res.stderr.splitlines() if ln.startswith("note: ")]
+    assert notes and len(notes) == sum(1 for v in expected.values() if v)
+    for what, hits in expected.items():
+        got = [ln for ln in notes if what in ln]
+        assert len(got) == (1 if hits else 0), (what, notes)
+        if hits:
+            assert got[0].startswith(f"note: {len(hits)} table(s) ({hits[0]['name']}")
+    plain = export(RUN, "--runs-dir", str(root), "--format", "json")
+    assert "note:" not in plain.stderr  # the native mapping leaves nothing out
+
+
 def test_torchrec_module_option(root):
     res = export(RUN, "--runs-dir", str(root), "-f", "torchrec", "--module", "model.ebc")
     assert res.exit_code == 0, res.stderr

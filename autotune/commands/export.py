@@ -59,6 +59,8 @@ def export_command(
         )
     loaded = load_run(run, runs_dir, profile=profile, hardware=hw)
     doc = render(exporter, loaded, ExportOptions(module=module))
+    for line in exporter.caveats(doc):
+        err.print(f"note: {line}", markup=False, soft_wrap=True, highlight=False)
     if out is None:
         emit_json(summary(exporter, loaded, None, doc) if json_out else doc)
         return

@@ -39,6 +39,11 @@ class Exporter(Protocol):
         """The document for `run` (a JSON-serialisable dict)."""
         ...
 
+    def caveats(self, doc: dict[str, Any]) -> list[str]:
+        """What the serving stack will not get from `doc` although the mapping decided it, one line each
+        (`export` prints them on stderr); empty when the document says everything."""
+        ...
+
 
 @cache
 def load_schema(file_name: str) -> dict[str, Any]:

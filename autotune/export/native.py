@@ -22,5 +22,8 @@ class NativeExporter:
     def export(self, run: LoadedRun, options: ExportOptions) -> dict[str, Any]:
         return run.mapping.to_dict()
 
+    def caveats(self, doc: dict[str, Any]) -> list[str]:
+        return []  # the native mapping is the mapping itself
+
 
 EXPORTER = NativeExporter()

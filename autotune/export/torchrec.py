@@ -230,6 +230,25 @@ class TorchRecExporter:
         check_plan(doc, where=f"export of run {run.name}")
         return doc
 
+    def caveats(self, doc: dict[str, Any]) -> list[str]:
+        return caveats(doc)
+
+
+def caveats(doc: dict[str, Any]) -> list[str]:
+    """Per `not_expressed` code, the tables whose plan entry leaves it out and what that means for a serving
+    stack that reads the plan section only (the `autotune` section holds the rest: docs/export.md)."""
+    tables: dict[str, list[str]] = {}
+    for name, ext in doc["autotune"]["tables"].items():
+        for code in ext["not_expressed"]:
+            tables.setdefault(code, []).append(name)
+    lines = []
+    for code, what in NOT_EXPRESSED.items():
+        names = tables.get(code, [])
+        if names:
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            lines.append(f"{len(names)} table(s) ({shown}): {what}; the 'autotune' section has the details")
+    return lines
+
 
 EXPORTER = TorchRecExporter()
 

@@ -104,6 +104,12 @@ def test_torchrec_module_option(root):
     assert res.exit_code == 0, res.stderr
     doc = json.loads(res.stdout)
     assert list(doc["plan"]) == ["model.ebc"] and doc["autotune"]["module"] == "model.ebc"
+    for bad in ("a b!", "model..ebc", ".ebc", "1model"):
+        res = export(RUN, "--runs-dir", str(root), "-f", "torchrec", "--module", bad)
+        assert res.exit_code == 2 and res.stdout == ""
+        assert res.stderr.startswith(f"error: --module {bad!r}: give the dotted attribute path") and (
+            res.stderr.count("\n") == 1
+        )
 
 
 def test_unknown_format_lists_the_formats(root):

@@ -8,6 +8,7 @@ exported (the document itself under `document` when there is no `--out`). docs/e
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,9 @@ from autotune.errors import UserError, handle_errors
 from autotune.export import DEFAULT_MODULE, Exporter, ExportOptions, exporters, get_exporter, render
 from autotune.search import runstore
 from autotune.search.loaded import LoadedRun, load_run
+
+#: A module path in a PyTorch model: dotted Python identifiers (`sparse_arch.embedding_bag_collection`).
+_MODULE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def _format_help() -> str:
@@ -53,6 +57,11 @@ def export_command(
     Both are checked against their JSON Schema before writing; docs/export.md describes every field.
     """
     exporter = get_exporter(fmt)
+    if not _MODULE_PATH.fullmatch(module):
+        raise UserError(
+            f"--module {module!r}: give the dotted attribute path of the embedding module in the model, "
+            f"e.g. {DEFAULT_MODULE}"
+        )
     if out is not None and out.is_dir():
         raise UserError(
             f"--out {out}: is a directory; give a file name, e.g. {out / (Path(run).name + exporter.suffix)}"

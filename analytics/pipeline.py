@@ -340,6 +340,7 @@ def analyze(
                     "model": str(model) if model is not None else None,
                     "row_map": row_map or "default",
                     "sample": {"fraction": sample, "seed": seed, "queries_sampled": lc.queries} if sample else None,
+                    "top_k": top_k,
                     "autotune_version": autotune.__version__,
                 },
             )

@@ -155,11 +155,28 @@ def _raw(t: TableProfile, p: WorkloadProfile) -> tuple[int, int]:
     return p.queries, t.queries
 
 
+def top_k_of(p: WorkloadProfile) -> int:
+    """The hot ids kept per table when `p` was written: recorded in its source (`top_k`); profiles written
+    before it was recorded give the most any table holds (a table with fewer distinct ids holds fewer)."""
+    recorded = p.source.get("top_k")
+    if isinstance(recorded, int) and not isinstance(recorded, bool) and recorded >= 0:
+        return recorded
+    return max((len(t.hot_ids) for t in p.tables), default=0)
+
+
 def merge_profiles(
     a_dir: str | Path, b_dir: str | Path, out_dir: str | Path, name: str | None = None
 ) -> WorkloadProfile:
     """Merge two profiles of the same tables (e.g. two log shards): counts add up and every figure is
-    recomputed; queries, missing, rows_read and rows_skipped add up, pooling_max is the max."""
+    recomputed; queries, missing, rows_read and rows_skipped add up, pooling_max is the max, and each table
+    keeps as many hot ids as the inputs were asked for (`top_k`).
+
+    Merging sampled profiles (same --sample) gives an estimate of the whole log, not the profile `analyze
+    --sample` gives for it: the sample keeps rows by their position in each analysed log."""
+    if Path(a_dir).resolve() == Path(b_dir).resolve():
+        raise UserError(f"{b_dir}: the same profile as {a_dir}; merging it with itself would double its counts")
+    if Path(out_dir).resolve() in (Path(a_dir).resolve(), Path(b_dir).resolve()):
+        raise UserError(f"{out_dir}: is one of the profiles being merged; write the merge to another folder")
     a, b = load_profile(a_dir), load_profile(b_dir)
     if a.table_names != b.table_names:
         raise UserError(
@@ -174,7 +191,7 @@ def merge_profiles(
     ca, cb = read_counts(Path(a_dir)), read_counts(Path(b_dir))
     frac = a.sample_fraction
     tables, arrays = [], []
-    top_k = max((len(t.hot_ids) for t in a.tables + b.tables), default=0)
+    top_k = max(top_k_of(a), top_k_of(b))
     qa_total = qb_total = 0
     for ta in a.tables:
         tb = b.table(ta.name)
@@ -209,7 +226,7 @@ def merge_profiles(
         rows_skipped=a.rows_skipped + b.rows_skipped,
         tables=tuple(tables),
         sample_fraction=frac,
-        source={"merged_from": [str(a_dir), str(b_dir)], "sources": [a.source, b.source]},
+        source={"merged_from": [str(a_dir), str(b_dir)], "sources": [a.source, b.source], "top_k": top_k},
     )
     write_profile(Path(out_dir), merged, arrays)
     return load_profile(out_dir)

@@ -2,11 +2,12 @@
 
 A LOGS argument is a file, a folder (every log file inside, recursively: `*.csv`, `*.tsv`, `*.txt`,
 `*.log`, `*.parquet`, `*.pq`, any of the text ones with `.gz`, and files without an extension such as
-Criteo's `day_0`; hidden files, `_SUCCESS`-style markers, documentation shipped beside data such as
-README.txt, and profile directories written by `analyze` (a profile.json beside counts.parquet) are
-skipped) or a glob (`logs/*.tsv.gz`, `**` allowed). Compression is read from the magic bytes, not the
-name. A file named on the command line that is plainly not a log (JSON, TOML, YAML, Markdown, an image, a
-profile's own counts.parquet) is refused with what it is.
+Criteo's `day_0`; hidden files, `_SUCCESS`-style markers, empty files, documentation and build files
+(README.txt, LICENSE, Makefile) and profile directories written by `analyze` (a profile.json beside
+counts.parquet) are skipped) or a glob (`logs/*.tsv.gz`, `**` allowed; its matches are filtered the same
+way). Compression is read from the magic bytes, not the name. A file named on the command line that is
+plainly not a log (JSON, TOML, YAML, Markdown, an image, a profile's own counts.parquet) is refused with
+what it is.
 
 Format detection (`--format auto`), from the first line of the first file:
 Parquet by its magic bytes; `long` when the header is exactly query_id, table, id; `criteo` when the
@@ -19,6 +20,7 @@ import csv
 import glob
 import gzip
 import io
+import itertools
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +33,11 @@ CRITEO_FIELDS = 40
 LONG_COLUMNS = ("query_id", "table", "id")
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
-#: Files a folder scan leaves out although their suffix is a log's: documentation shipped beside data sets.
-DOC_STEMS = frozenset({"readme", "license", "licence", "notice", "changelog", "copying", "authors"})
+#: Files a folder or glob scan leaves out although their suffix (or lack of one) is a log's: documentation
+#: shipped beside data sets, and build files found in working folders.
+NOT_LOG_STEMS = frozenset(
+    {"readme", "license", "licence", "notice", "changelog", "copying", "authors", "makefile", "dockerfile"}
+)
 #: Suffixes of files that are never query logs (a model spec, a profile, notes, plots) when named directly.
 NOT_LOG_SUFFIXES = frozenset({".json", ".toml", ".yaml", ".yml", ".md", ".png", ".pdf", ".html"})
 #: The files of a profile directory written by `analyze` (analytics.profile_io): its marker and its counts.
@@ -67,6 +72,7 @@ def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
             if _is_profile_dir(p):
                 raise UserError(f"{p}: a workload profile written by `autotune analyze`, not a folder of logs")
             found = sorted(f for f in p.rglob("*") if f.is_file() and _is_log_name(f, p) and not _in_profile(f, p))
+            found = [f for f in found if not _is_empty(f)]  # empty part files (Spark's, Hive's) hold no rows
             if not found:
                 raise UserError(f"{p}: folder holds no log files (csv, tsv, txt, log, parquet, optionally .gz)")
             files.extend(found)
@@ -74,9 +80,13 @@ def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
             _refuse_non_log(p)
             files.append(p)
         elif glob.has_magic(str(arg)):
-            found = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
+            matched = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
+            # a broad pattern (`logs/*`, `logs/**`) meets the non-logs a folder scan meets: the same are left out
+            root = _glob_root(str(arg))
+            found = [f for f in matched if _is_log_name(f, root) and not _in_profile(f, root) and not _is_empty(f)]
             if not found:
-                raise UserError(f"{arg}: no file matches this pattern")
+                only = " (it matches only files that are not logs)" if matched else ""
+                raise UserError(f"{arg}: no log file matches this pattern{only}")
             files.extend(found)
         else:
             raise UserError(f"{p}: no such file or folder")
@@ -97,7 +107,21 @@ def _is_log_name(f: Path, root: Path) -> bool:
     if any(part.startswith((".", "_")) for part in rel):
         return False
     name = Path(f.name[:-3] if f.name.endswith(".gz") else f.name)
-    return name.suffix.lower() in LOG_SUFFIXES and name.stem.lower() not in DOC_STEMS
+    return name.suffix.lower() in LOG_SUFFIXES and name.stem.lower() not in NOT_LOG_STEMS
+
+
+def _glob_root(pattern: str) -> Path:
+    """The folder a glob pattern starts from: its parts before the first one with a wildcard."""
+    parts = Path(pattern).parts
+    fixed = list(itertools.takewhile(lambda p: not glob.has_magic(p), parts))
+    return Path(*fixed) if fixed else Path()
+
+
+def _is_empty(f: Path) -> bool:
+    try:
+        return f.stat().st_size == 0
+    except OSError:
+        return False  # unreadable: `classify` says so
 
 
 def _is_profile_dir(d: Path) -> bool:

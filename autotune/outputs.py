@@ -14,5 +14,5 @@ PROFILE_OUTPUT = OutputKind(
     command="analyze",
     option="--out",
     marker="profile.json",
-    files=("profile.json", "counts.parquet", "plots/*.png"),
+    files=("profile.json", "counts.parquet", "plots/coverage.png", "plots/frequency.png"),
 )

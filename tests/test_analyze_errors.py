@@ -33,7 +33,7 @@ def test_missing_path(tmp_path):
 
 
 def test_glob_without_match_and_empty_folder(tmp_path):
-    _fails([str(tmp_path / "*.tsv")], tmp_path / "p", "no file matches")
+    _fails([str(tmp_path / "*.tsv")], tmp_path / "p", "no log file matches")
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "model.toml").write_text("x = 1\n")
     _fails([str(tmp_path / "logs")], tmp_path / "p", "holds no log files")
@@ -188,3 +188,18 @@ def test_a_memory_limit_too_small_for_duckdb_names_the_remedy(tmp_path):
     criteo = tmp_path / "day_0"  # DuckDB's parse of the text (not the table sniffing) is what runs out here
     criteo.write_text("".join("\t".join(["1"] + ["0"] * 13 + [f"{i % 97:x}"] * 26) + "\n" for i in range(20_000)))
     _fails([str(criteo), "--memory-limit", "1KB"], tmp_path / "p", "day_0", "raise --memory-limit")
+
+
+def test_scans_and_globs_leave_out_build_files_markers_specs_and_empty_parts(tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "part").mkdir(parents=True)
+    (logs / "Makefile").write_text("all:\n\techo hi\n")  # no extension, like Criteo's day_0: not a log all the same
+    (logs / "part" / "part-0000.csv").write_text("user,item\nu1,a\nu2,b\n")
+    (logs / "part" / "part-0001.csv").write_text("")  # an empty part file holds no rows
+    (logs / "part" / "_SUCCESS").write_text("")
+    (logs / "model.toml").write_text('[[tables]]\nname = "item"\nrows = 10\n')
+    (logs / "synth.json").write_text("{}")
+    for arg in (str(logs), str(logs / "**"), str(logs / "part" / "*")):
+        got = _analyze([arg, "--tables", "user,item"], tmp_path / "p")
+        assert got["rows_read"] == 2 and [t["accesses"] for t in got["tables"]] == [2, 2], arg
+    _fails([str(logs / "*.toml")], tmp_path / "q", "no log file matches", "only files that are not logs")

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from analytics import analyze, merge_profiles, read_counts
 from analytics.sampling import splitmix64
 from autotune.cli import app
+from autotune.errors import UserError
 from autotune.workload import load_profile
 
 runner = CliRunner()
@@ -186,6 +187,30 @@ def test_merge_equals_analysing_both_logs(tmp_path):
         assert dict(zip(cm[name][0].to_pylist(), cm[name][1].tolist(), strict=True)) == dict(
             zip(cw[name][0].to_pylist(), cw[name][1].tolist(), strict=True)
         )
+
+
+def test_merge_keeps_the_hot_ids_asked_for_and_refuses_itself(tmp_path):
+    # shards that each see fewer distinct ids than --top-k: the merge keeps --top-k hot ids, as the whole log would
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("item\n" + "".join(f"i{q % 5}\n" for q in range(30)))  # ids i0..i4
+    b.write_text("item\n" + "".join(f"j{q % 5}\n" for q in range(20)))  # ids j0..j4
+    analyze([a], out=tmp_path / "pa", top_k=10)
+    analyze([b], out=tmp_path / "pb", top_k=10)
+    merged = merge_profiles(tmp_path / "pa", tmp_path / "pb", tmp_path / "m")
+    assert len(merged.tables[0].hot_ids) == 10 and merged.source["top_k"] == 10
+    assert {i for i, _ in merged.tables[0].hot_ids} == {f"i{k}" for k in range(5)} | {f"j{k}" for k in range(5)}
+    with pytest.raises(UserError, match="merging it with itself would double its counts"):
+        merge_profiles(tmp_path / "pa", tmp_path / "pa", tmp_path / "m2")
+    with pytest.raises(UserError, match="is one of the profiles being merged"):
+        merge_profiles(tmp_path / "pa", tmp_path / "pb", tmp_path / "pb")
+
+
+def test_the_package_exports_what_scripts_need():
+    import analytics
+    from autotune.workload import load_profile
+
+    assert analytics.load_profile is load_profile and analytics.UserError is UserError
+    assert set(analytics.__all__) >= {"analyze", "merge_profiles", "load_profile", "read_counts", "UserError"}
 
 
 def test_headerless_csv_with_columns(tmp_path):

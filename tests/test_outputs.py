@@ -137,6 +137,7 @@ def test_profile_output_names_what_profile_io_writes() -> None:
     assert PROFILE_OUTPUT.marker == PROFILE_FILE
     assert PROFILE_OUTPUT.allows((COUNTS_FILE,), is_dir=False) and PROFILE_OUTPUT.allows(("plots",), is_dir=True)
     assert PROFILE_OUTPUT.allows(("plots", "coverage.png"), is_dir=False)
+    assert not PROFILE_OUTPUT.allows(("plots", "holiday.png"), is_dir=False)  # a user's picture is not ours
 
 
 # --- the commands ---------------------------------------------------------------------------------------------

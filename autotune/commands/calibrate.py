@@ -8,6 +8,7 @@ import typer
 
 from autotune.console import emit_json, err
 from autotune.errors import handle_errors
+from autotune.interrupt import reports_interrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -58,8 +59,9 @@ def register(app: typer.Typer) -> None:
         warning = busy_warning(os.getloadavg()[0], len(os.sched_getaffinity(0)))
         if warning:
             err.print(warning)
-        m = measure(quick=quick, progress=lambda msg: err.print(msg))
-        hw = fit(m)
+        with reports_interrupt(lambda: f"nothing was written ({target} is as it was)"):
+            m = measure(quick=quick, progress=lambda msg: err.print(msg))
+            hw = fit(m)
         kept = keep_previous(target)
         if kept is not None:
             err.print(

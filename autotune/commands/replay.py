@@ -9,6 +9,7 @@ from rich.table import Table
 
 from autotune.console import emit_json, err, out
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import reports_interrupt
 from autotune.model.mapping import DEFAULT_BATCH_SIZE, load_mapping
 
 
@@ -99,10 +100,11 @@ def register(app: typer.Typer) -> None:
         b = next((x for x in (batch_size, run_batch, m.batch_size) if x is not None), DEFAULT_BATCH_SIZE)
         if b < 1:
             raise UserError(f"--batch-size must be >= 1, got {b}")
-        result = replay(
-            prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=where,
-            progress=lambda msg: err.print(msg, soft_wrap=True, highlight=False), logs=logs,
-        )  # fmt: skip
+        with reports_interrupt(lambda: "nothing was written (replay only measures)"):
+            result = replay(
+                prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=where,
+                progress=lambda msg: err.print(msg, soft_wrap=True, highlight=False), logs=logs,
+            )  # fmt: skip
         if json_out:
             emit_json(result.to_dict())
             return

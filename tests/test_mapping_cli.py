@@ -280,3 +280,13 @@ def test_schema_errors_never_embed_a_large_value(prof_dir, tmp_path):
     assert "tables: must be array, got {'C0': {'num_embeddings': 0}" in res.stderr
     shown = res.stderr.split("got ", 1)[1].strip()
     assert len(shown) == SHOWN_CHARS and shown.endswith("...")
+
+
+def test_a_workload_profile_given_as_mapping_is_named(prof_dir):
+    f = prof_dir / "profile.json"
+    res = evaluate(prof_dir, f)
+    assert res.exit_code == 2
+    assert res.stderr == (
+        f"error: {f}: this is a workload profile (from `autotune analyze`), not a mapping; give a mapping.json "
+        "(runs/<run>/mapping.json, or one `autotune baselines --write-dir` writes) and the profile as --profile\n"
+    )

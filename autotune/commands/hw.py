@@ -60,7 +60,8 @@ def list_command(
 ) -> None:
     """List the hardware profiles: bundled chips, then calibrated ones from the user profile folder.
 
-    A user profile that does not load is skipped with a warning line on stderr naming the file and the field.
+    A user profile that does not load is skipped with a warning line on stderr naming the file and the field; so
+    is one named like a bundled profile (refused: rename it), and `--hw` with that name is an error.
     """
     broken: list[str] = []
     infos = list_hardware(broken)

@@ -484,6 +484,11 @@ def median_figures(per_core: list[Any]) -> Any:
     return float(np.median(per_core))
 
 
+#: How a --quick profile says so in its description and in every figure's source (it is still "measured").
+QUICK_MARK = " --quick"
+QUICK_WHY = "quick: small tables and few repeats, rough figures"
+
+
 def measure(quick: bool = False, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every micro-benchmark, in seconds and bytes (the raw facts the fit reads).
 
@@ -497,7 +502,7 @@ def measure(quick: bool = False, progress: Callable[[str], None] | None = None) 
     cpus = usable_cpus()
     l2 = _sysfs_cache(2) or 1 * MiB
     l3 = _sysfs_cache(3) or 8 * MiB
-    m: dict[str, Any] = {"cpus": cpus, "l2_bytes": l2, "l3_bytes": l3, "line_bytes": _line_bytes()}
+    m: dict[str, Any] = {"cpus": cpus, "l2_bytes": l2, "l3_bytes": l3, "line_bytes": _line_bytes(), "quick": quick}
     m["load_average_1min"] = os.getloadavg()[0]  # before any of our work: what other jobs add
     m["clock_hz"], m["cpu_model"], m["mem_total"] = _clock_hz(), _cpu_model(), _mem_total()
     say(f"allocating a {b.dram_bytes // MiB} MiB table (DRAM-sized) and the latency chase cycles")
@@ -577,7 +582,8 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     cyc = lambda s: s * clock  # noqa: E731
     P = len(m["cpus"])
     when = when or datetime.date.today().isoformat()
-    src = f"autotune calibrate {when} on {m['cpu_model']}"
+    quick = bool(m.get("quick", False))
+    src = f"autotune calibrate{QUICK_MARK if quick else ''} {when} on {m['cpu_model']}"
     line = int(m["line_bytes"])
     by_size = {int(k): float(v) for k, v in m["gather_by_size_64B"].items()}
     sizes = sorted(by_size)
@@ -778,7 +784,8 @@ def fit(m: dict[str, Any], when: str | None = None) -> HardwareProfile:
     hw = HardwareProfile(
         name="cpu",
         description=(
-            f"This machine: {P} x {m['cpu_model']}, fitted by autotune calibrate on {when}"
+            f"This machine: {P} x {m['cpu_model']}, fitted by autotune calibrate{QUICK_MARK if quick else ''} on {when}"
+            + (f" ({QUICK_WHY})" if quick else "")
             + (f" (load average {float(m['load_average_1min']):.2f} at the start)" if "load_average_1min" in m else "")
         ),
         family="cpu",

@@ -114,7 +114,11 @@ def parse_hardware(text: str, where: str, path: Path | None = None) -> HardwareP
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{where}: not valid TOML ({exc}); fix the syntax at that line") from None
+        msg = str(exc)
+        if msg.endswith("(at end of document)"):  # tomllib gives no line there: the file's last line (truncated?)
+            last = len(text.splitlines()) or 1
+            msg = msg.replace("(at end of document)", f"(at end of document, line {last})")
+        raise UserError(f"{where}: not valid TOML ({msg}); fix the syntax at that line") from None
     hw = _Parser(where).profile(doc, path)
     validate_hardware(hw, where)
     return hw

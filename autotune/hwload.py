@@ -24,12 +24,15 @@ __all__ = [
     "ALIASES",
     "USER_DIR_ENV",
     "HardwareInfo",
+    "alias_targets",
+    "alias_text",
     "bundled_dir",
     "dump_hardware_toml",
     "hardware_to_dict",
     "list_hardware",
     "load_hardware",
     "resolve_hardware",
+    "shadow_message",
     "user_dir",
     "write_hardware",
 ]
@@ -85,27 +88,67 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def resolve_hardware(spec: str | Path) -> Path:
-    """The file a spec names; an unknown name is a `UserError` listing the known names."""
+    """The file a spec names; an unknown name is a `UserError` listing the known names and aliases."""
     if isinstance(spec, Path) or _looks_like_path(str(spec)):
         path = Path(spec)
+        if path.is_dir():
+            raise UserError(f"{path}: a folder, not a hardware profile file; give a .toml file in it or a name")
         if not path.is_file():
             raise UserError(f"{path}: no such hardware profile file; give a TOML file or a name from `hw list`")
         return path
-    name = str(spec).strip().lower()
     user = _profiles_in(user_dir())
     bundled = _profiles_in(bundled_dir())
+    path = _resolve_name(str(spec), user, bundled)
+    if path is not None:
+        return path
+    known = sorted(set(bundled) | (set(user) - set(bundled)))
+    aliases = ", ".join(alias_text(a, p) for a, p in _alias_paths(user, bundled).items() if p is not None)
+    raise UserError(
+        f"unknown hardware {spec!r}: use one of {', '.join(known)} (aliases: {aliases}) or a path to a .toml profile"
+    )
+
+
+def _resolve_name(spec: str, user: dict[str, Path], bundled: dict[str, Path]) -> Path | None:
+    """The file a name or alias finds (None: unknown). A user profile may not take a bundled name: which file
+    `--hw NAME` means would depend on the folder, and a run would record one name for two sets of figures."""
+    name = spec.strip().lower()
     if name == CALIBRATED_CPU and CALIBRATED_CPU in user:
         return user[CALIBRATED_CPU]
     name = ALIASES.get(name, name)
     if name in bundled:
+        if name in user:
+            raise UserError(shadow_message(user[name]))
         return bundled[name]
-    if name in user:
-        return user[name]
-    known = sorted(set(bundled) | set(user))
-    raise UserError(
-        f"unknown hardware {spec!r}: use one of {', '.join(known)} (aliases: "
-        f"{', '.join(f'{a} -> {t}' for a, t in ALIASES.items())}) or a path to a .toml profile"
+    return user.get(name)
+
+
+def shadow_message(path: Path) -> str:
+    """Why a user profile named like a bundled one is refused, and the remedy."""
+    return (
+        f"{path}: a user hardware profile may not take the bundled name {path.stem!r} (`--hw {path.stem}` "
+        f"would be ambiguous): rename the file and its field 'name' (e.g. {path.stem}-custom), or remove it"
     )
+
+
+def _alias_paths(user: dict[str, Path], bundled: dict[str, Path]) -> dict[str, Path | None]:
+    out: dict[str, Path | None] = {}
+    for alias in ALIASES:
+        try:
+            out[alias] = _resolve_name(alias, user, bundled)
+        except UserError:
+            out[alias] = None  # its target is shadowed: refused, as `--hw ALIAS` would be
+    return out
+
+
+def alias_targets() -> dict[str, Path | None]:
+    """The file each alias loads now, by the rule `--hw` follows: `cpu` is the user profile `cpu.toml` when one
+    exists (calibrated), else the bundled `cpu-generic`; None where the target is refused (`shadow_message`)."""
+    return _alias_paths(_profiles_in(user_dir()), _profiles_in(bundled_dir()))
+
+
+def alias_text(alias: str, path: Path) -> str:
+    """'ascend -> ascend910b' for a bundled target, 'cpu -> cpu (runs/hw/cpu.toml)' for a user profile."""
+    return f"{alias} -> {path.stem}" if path.parent == bundled_dir() else f"{alias} -> {path.stem} ({path})"
 
 
 def _read(path: Path) -> HardwareProfile:
@@ -136,7 +179,7 @@ def load_hardware(spec: str | Path) -> HardwareProfile:
 
 
 def list_hardware(broken: list[str] | None = None) -> list[HardwareInfo]:
-    """Bundled profiles, then user profiles (a user file that shadows a bundled name is listed too).
+    """Bundled profiles, then user profiles (a user file named like a bundled one is refused: `shadow_message`).
 
     A user profile that does not load (hand-edited, or written by an older `autotune calibrate` before a
     figure was added) raises `UserError`, unless `broken` is given: then its one-line reason is appended
@@ -144,8 +187,14 @@ def list_hardware(broken: list[str] | None = None) -> list[HardwareInfo]:
     profile always raises: it is a packaging bug, not the user's.
     """
     infos: list[HardwareInfo] = []
+    bundled = _profiles_in(bundled_dir())
     for origin, folder in (("bundled", bundled_dir()), ("user", user_dir())):
         for path in _profiles_in(folder).values():
+            if origin == "user" and path.stem in bundled:
+                if broken is None:
+                    raise UserError(shadow_message(path))
+                broken.append(shadow_message(path))
+                continue
             try:
                 hw = _read_named(path)
             except UserError as exc:

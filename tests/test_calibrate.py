@@ -205,3 +205,46 @@ def test_recalibrating_keeps_the_profile_earlier_runs_were_searched_with(tmp_pat
         "cpu.20231114T221320Z.toml",
         "cpu.20231114T221420Z.toml",
     ]
+
+
+def test_a_quick_calibration_says_so_in_the_profile_and_on_stderr(tmp_path: Path, monkeypatch) -> None:
+    import autotune.calibrate as cal
+
+    hw_dir = tmp_path / "hw"
+    monkeypatch.setenv("AUTOTUNE_HW_DIR", str(hw_dir))
+    monkeypatch.setattr(cal, "measure", lambda quick, progress: {**MEASURED, "quick": quick})
+    res = runner.invoke(app, ["calibrate", "--quick"])
+    assert res.exit_code == 0, res.stderr
+    hw = load_hardware("cpu")
+    assert hw.path == hw_dir / "cpu.toml" and "--quick" in hw.description and "rough figures" in hw.description
+    named = [src for src, _ in hw.provenance.values() if "autotune calibrate" in src]
+    assert len(named) >= 20 and all("autotune calibrate --quick " in src for src in named)
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: --quick figures are rough (small tables, few repeats); `--hw cpu` now uses them: run `autotune "
+        "calibrate` without --quick for figures to judge by"
+    ]
+    assert res.stderr.splitlines()[-1] == "see `autotune hw show cpu`"
+    full = runner.invoke(app, ["calibrate"])
+    assert full.exit_code == 0, full.stderr
+    hw = load_hardware("cpu")
+    assert "--quick" not in hw.description and "note: " not in full.stderr
+    assert not any("--quick" in src for src, _ in hw.provenance.values())
+    elsewhere = tmp_path / "other.toml"
+    res = runner.invoke(app, ["calibrate", "--quick", "--out", str(elsewhere)])
+    assert res.exit_code == 0 and "`--hw cpu` now uses them" not in res.stderr
+    assert res.stderr.splitlines()[-1] == f"see `autotune hw show {elsewhere}`"
+    help_text = " ".join(runner.invoke(app, ["calibrate", "--help"], env={"COLUMNS": "200"}).stdout.split())
+    assert "rough" in help_text and "`--hw cpu` finds them" in help_text
+
+
+def test_a_bad_user_folder_is_named_by_its_variable(tmp_path: Path, monkeypatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("AUTOTUNE_HW_DIR", str(blocker / "hw"))
+    res = runner.invoke(app, ["calibrate", "--quick"])
+    assert res.exit_code == 2
+    assert res.stderr == (
+        f"error: $AUTOTUNE_HW_DIR {blocker / 'hw' / 'cpu.toml'}: cannot create its folder, {blocker} is a file; "
+        "choose another $AUTOTUNE_HW_DIR\n"
+    )

@@ -260,3 +260,67 @@ def test_broken_user_profiles_get_their_own_remedy(tmp_path: Path, monkeypatch: 
     assert "calibrate" not in mychip  # calibrate writes cpu.toml only: it cannot mend mychip.toml
     # `--hw cpu` still means the broken cpu.toml (an error, not a silent fall-back), and the list says so
     assert f"cpu -> cpu ({user / 'cpu.toml'})" in _aliases_line(res.stdout)
+
+
+def test_a_truncated_profile_names_its_last_line(tmp_path: Path) -> None:
+    bad = tmp_path / "cut.toml"
+    lines = B.splitlines(keepends=True)
+    cut = "".join(lines[:7]) + lines[7][: lines[7].index("source")]  # line 8 stops inside clock_hz's table
+    bad.write_text(cut)
+    res = runner.invoke(app, ["hw", "show", str(bad)])
+    assert res.exit_code != 0
+    (line,) = res.stderr.splitlines()
+    assert line.startswith(f"error: {bad}: not valid TOML (") and "line 8)" in line
+
+
+def test_hw_show_a_folder_says_it_is_a_folder(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["hw", "show", str(tmp_path)])
+    assert res.exit_code != 0
+    want = f"error: {tmp_path}: a folder, not a hardware profile file; give a .toml file in it or a name\n"
+    assert res.stderr == want
+
+
+def test_a_user_profile_may_not_take_a_bundled_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "hw"
+    user.mkdir()
+    mine = user / "ascend910b.toml"
+    mine.write_text(B.replace('description = "', 'description = "my edit of '))
+    monkeypatch.setenv(USER_DIR_ENV, str(user))
+    why = (
+        f"{mine}: a user hardware profile may not take the bundled name 'ascend910b' (`--hw ascend910b` would be "
+        "ambiguous): rename the file and its field 'name' (e.g. ascend910b-custom), or remove it"
+    )
+    res = runner.invoke(app, ["hw", "list", "--json"])
+    assert res.exit_code == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert [p["origin"] for p in doc["profiles"] if p["name"] == "ascend910b"] == ["bundled"]  # listed once
+    assert doc["skipped"] == [why] and res.stderr == f"warning: skipped {why}\n"
+    assert doc["aliases"]["ascend"] is None
+    table = runner.invoke(app, ["hw", "list"], env={"COLUMNS": "200"})
+    assert table.exit_code == 0 and "ascend -> refused (see the warning above)" in table.stdout
+    for args in (["hw", "show", "ascend910b"], ["hw", "show", "ascend"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and res.stderr == f"error: {why}\n"
+    # renamed as the message says: listed and found under its own name; the bundled name works again
+    (user / "ascend910b-custom.toml").write_text(
+        mine.read_text().replace('name = "ascend910b"', 'name = "ascend910b-custom"')
+    )
+    mine.unlink()
+    res = runner.invoke(app, ["hw", "show", "ascend910b-custom", "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["description"].startswith("my edit of ")
+    assert runner.invoke(app, ["hw", "show", "ascend910b"]).exit_code == 0
+
+
+def test_unknown_hardware_lists_the_aliases_as_they_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "hw"
+    user.mkdir()
+    monkeypatch.setenv(USER_DIR_ENV, str(user))
+    (user / "cpu.toml").write_text(sub(CPU_GENERIC, r'^name = "cpu-generic"', 'name = "cpu"'))
+    res = runner.invoke(app, ["hw", "show", "tpu-v9"])
+    assert res.exit_code == 2
+    assert res.stderr == (
+        "error: unknown hardware 'tpu-v9': use one of a100-80gb, ascend910a, ascend910b, cpu, cpu-generic, "
+        "h100-sxm (aliases: ascend -> ascend910b, a100 -> a100-80gb, h100 -> h100-sxm, "
+        f"cpu -> cpu ({user / 'cpu.toml'})) "
+        "or a path to a .toml profile\n"
+    )

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 
 import pytest
 from model_helpers import workload, zipf_table
 from typer.testing import CliRunner
 
 from autotune.cli import app
-from autotune.hwload import load_hardware
+from autotune.hwload import bundled_dir, load_hardware
 from autotune.model.baselines import BASELINES
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict
@@ -98,9 +100,11 @@ def test_baselines_json_and_written_mappings(prof_dir, tmp_path):
     assert [b["name"] for b in d["baselines"]] == list(BASELINES)
     assert all(b["latency_s"] >= d["lower_bound_s"] for b in d["baselines"])
     # the bound is the largest of its parts (each a valid bound on its own), none of them above it
-    parts = d["lower_bound"]
+    parts = dict(d["lower_bound"])
+    launch = parts.pop("launch_s")
     assert set(parts) == {"average_work_s", "largest_task_s", "gm_bound_s", "l2_bound_s", "span_work_s", "combined_s"}
-    assert max(parts.values()) <= d["lower_bound_s"]
+    assert max(parts.values()) + launch == pytest.approx(d["lower_bound_s"], rel=1e-12)
+    assert launch == tomllib.loads((bundled_dir() / "ascend910b.toml").read_text())["overheads"]["launch_s"]["value"]
     for b in d["baselines"]:
         f = outdir / f"{b['name']}.json"
         again = json.loads(evaluate(prof_dir, f, "--json").stdout)
@@ -108,9 +112,21 @@ def test_baselines_json_and_written_mappings(prof_dir, tmp_path):
 
 
 def test_baselines_human_output(prof_dir):
-    res = runner.invoke(app, ["baselines", "--profile", str(prof_dir), "--hw", "ascend910b", "-b", "128"])
+    args = ["baselines", "--profile", str(prof_dir), "--hw", "ascend910b", "-b", "128"]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.stderr
     assert "lower bound" in res.stdout and "default-gather" in res.stdout
+    d = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+    (line,) = [x for x in res.stdout.splitlines() if x.startswith("lower bound ")]
+    # every term is printed with its name: launch plus the largest of the six explains the total
+    named = dict(re.findall(r"(launch|[a-z][a-zA-Z, 0-9]+?) ([0-9.,]+) µs", line.split(" = ", 1)[1]))
+    lb = d["lower_bound"]
+    assert float(named["launch"]) == pytest.approx(lb["launch_s"] * 1e6, abs=0.005)
+    assert float(named["chip L2"]) == pytest.approx(lb["l2_bound_s"] * 1e6, abs=0.005)
+    assert float(named["chip GM"]) == pytest.approx(lb["gm_bound_s"] * 1e6, abs=0.005)
+    total = float(line.split()[2].replace(",", ""))
+    terms = [float(v.replace(",", "")) for k, v in named.items() if k != "launch"]
+    assert len(terms) == 6 and total == pytest.approx(float(named["launch"]) + max(terms), abs=0.011)
 
 
 def bad(tables=None, **top):
@@ -264,3 +280,13 @@ def test_schema_errors_never_embed_a_large_value(prof_dir, tmp_path):
     assert "tables: must be array, got {'C0': {'num_embeddings': 0}" in res.stderr
     shown = res.stderr.split("got ", 1)[1].strip()
     assert len(shown) == SHOWN_CHARS and shown.endswith("...")
+
+
+def test_a_workload_profile_given_as_mapping_is_named(prof_dir):
+    f = prof_dir / "profile.json"
+    res = evaluate(prof_dir, f)
+    assert res.exit_code == 2
+    assert res.stderr == (
+        f"error: {f}: this is a workload profile (from `autotune analyze`), not a mapping; give a mapping.json "
+        "(runs/<run>/mapping.json, or one `autotune baselines --write-dir` writes) and the profile as --profile\n"
+    )

@@ -13,7 +13,7 @@ from autotune.commands.evaluate import HW_HELP, PROFILE_HELP, check_batch, load_
 from autotune.console import emit_json, err, out
 from autotune.errors import handle_errors
 from autotune.model.baselines import BASELINES, all_baselines
-from autotune.model.bounds import lower_bound
+from autotune.model.bounds import LowerBound, lower_bound
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict
 from autotune.model.mapping import DEFAULT_BATCH_SIZE, save_mapping
@@ -88,6 +88,7 @@ def register(app: typer.Typer) -> None:
                         "l2_bound_s": lb.l2_bound_s,
                         "span_work_s": lb.span_work_s,
                         "combined_s": lb.combined_s,
+                        "launch_s": hwp.overheads.launch_s,  # added to the largest of the others
                     },
                     "baselines": rows,
                 }
@@ -110,8 +111,19 @@ def register(app: typer.Typer) -> None:
         for r in rows:
             if not r["feasible"]:
                 out.print(f"{r['name']} is infeasible: {r['reason']}")
-        out.print(
-            f"lower bound {us(lb.latency_s)} (work spread over all cores {us(lb.average_work_s)}, largest task "
-            f"{us(lb.largest_task_s)}, work of configurations no slower than the busiest core {us(lb.span_work_s)}, "
-            f"chip GM {us(lb.gm_bound_s)}, work, GM and L2 time weighed together with the merge {us(lb.combined_s)})"
-        )
+        out.print(lower_bound_text(lb, hwp.overheads.launch_s), soft_wrap=True, highlight=False)
+
+
+def lower_bound_text(lb: LowerBound, launch_s: float) -> str:
+    """Every term of the bound with its name: the launch plus the largest of the six (docs/latency-model.md)."""
+    terms = (
+        ("work spread over all cores", lb.average_work_s),
+        ("largest task", lb.largest_task_s),
+        ("work of configurations no slower than the busiest core", lb.span_work_s),
+        ("chip GM", lb.gm_bound_s),
+        ("chip L2", lb.l2_bound_s),
+        ("work, GM and L2 time weighed together with the merge", lb.combined_s),
+    )
+    return f"lower bound {us(lb.latency_s)} = launch {us(launch_s)} + the largest of: " + ", ".join(
+        f"{name} {us(v)}" for name, v in terms
+    )

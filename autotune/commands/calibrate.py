@@ -8,6 +8,7 @@ import typer
 
 from autotune.console import emit_json, err
 from autotune.errors import handle_errors
+from autotune.interrupt import reports_interrupt
 
 
 def register(app: typer.Typer) -> None:
@@ -22,7 +23,11 @@ def register(app: typer.Typer) -> None:
             "there is kept as previous/cpu.<UTC time it was written>.toml beside it, for the runs searched with it.",
         ),
         quick: bool = typer.Option(
-            False, "--quick", help="Small tables and few repeats (seconds, for tests; figures are rougher)."
+            False,
+            "--quick",
+            help="Small tables and few repeats (seconds, for tests): the figures are rough (two quick runs can differ "
+            "several-fold), yet they are written where `--hw cpu` finds them unless --out says elsewhere; the "
+            "profile's description and sources say '--quick'.",
         ),
         json_out: bool = typer.Option(False, "--json", help="Print the fitted figures and the raw measurements."),
     ) -> None:
@@ -35,17 +40,28 @@ def register(app: typer.Typer) -> None:
         from autotune.atomic import check_output_file
         from autotune.calibrate import fit, measure
         from autotune.hwkeep import keep_previous
-        from autotune.hwload import CALIBRATED_CPU, hardware_to_dict, load_hardware, user_dir, write_hardware
+        from autotune.hwload import (
+            CALIBRATED_CPU,
+            USER_DIR_ENV,
+            hardware_to_dict,
+            load_hardware,
+            resolve_hardware,
+            user_dir,
+            write_hardware,
+        )
         from autotune.loadcheck import busy_warning
 
         target = out if out is not None else user_dir() / f"{CALIBRATED_CPU}.toml"
-        check_output_file(target, "--out", "cpu.toml")  # before minutes of measuring, not after
+        # before minutes of measuring, not after; name where the path came from
+        option = "--out" if out is not None or not os.environ.get(USER_DIR_ENV, "").strip() else f"${USER_DIR_ENV}"
+        check_output_file(target, option, "cpu.toml")
 
         warning = busy_warning(os.getloadavg()[0], len(os.sched_getaffinity(0)))
         if warning:
             err.print(warning)
-        m = measure(quick=quick, progress=lambda msg: err.print(msg))
-        hw = fit(m)
+        with reports_interrupt(lambda: f"nothing was written ({target} is as it was)"):
+            m = measure(quick=quick, progress=lambda msg: err.print(msg))
+            hw = fit(m)
         kept = keep_previous(target)
         if kept is not None:
             err.print(
@@ -65,4 +81,17 @@ def register(app: typer.Typer) -> None:
                 }
             )
         else:
-            err.print(f"wrote {path} ({hw.n_cores} cores at {hw.clock_hz / 1e9:.2f} GHz)")
+            err.print(f"wrote {path} ({hw.n_cores} cores at {hw.clock_hz / 1e9:.2f} GHz)", highlight=False)
+        is_cpu = resolve_hardware(CALIBRATED_CPU).resolve() == path.resolve()
+        if quick:
+            err.print(
+                "note: --quick figures are rough (small tables, few repeats)"
+                + (
+                    "; `--hw cpu` now uses them: run `autotune calibrate` without --quick for figures to judge by"
+                    if is_cpu
+                    else ""
+                ),
+                highlight=False,
+                soft_wrap=True,
+            )
+        err.print(f"see `autotune hw show {CALIBRATED_CPU if is_cpu else path}`", highlight=False, soft_wrap=True)

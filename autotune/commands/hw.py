@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -12,15 +11,7 @@ from rich.table import Table
 from autotune.console import emit_json, out
 from autotune.errors import handle_errors
 from autotune.hwformat import UNITS, figure_paths
-from autotune.hwload import (
-    ALIASES,
-    bundled_dir,
-    hardware_to_dict,
-    list_hardware,
-    load_hardware,
-    resolve_hardware,
-    user_dir,
-)
+from autotune.hwload import alias_targets, alias_text, hardware_to_dict, list_hardware, load_hardware, user_dir
 
 hw_app = typer.Typer(
     name="hw",
@@ -69,7 +60,8 @@ def list_command(
 ) -> None:
     """List the hardware profiles: bundled chips, then calibrated ones from the user profile folder.
 
-    A user profile that does not load is skipped with a warning line on stderr naming the file and the field.
+    A user profile that does not load is skipped with a warning line on stderr naming the file and the field; so
+    is one named like a bundled profile (refused: rename it), and `--hw` with that name is an error.
     """
     broken: list[str] = []
     infos = list_hardware(broken)
@@ -93,7 +85,7 @@ def list_command(
                     }
                     for i in infos
                 ],
-                "aliases": {alias: path.stem for alias, path in aliases.items()},
+                "aliases": {alias: None if path is None else path.stem for alias, path in aliases.items()},
                 "user_dir": str(user_dir()),
                 "skipped": broken,
             }
@@ -114,21 +106,12 @@ def list_command(
             i.origin,
         )
     out.print(table)
-    shown = ", ".join(_alias_text(alias, path) for alias, path in aliases.items())
+    shown = ", ".join(
+        alias_text(alias, path) if path is not None else f"{alias} -> refused (see the warning above)"
+        for alias, path in aliases.items()
+    )
     out.print(f"aliases: {shown}; user profiles: {user_dir()}", markup=False, soft_wrap=True)
     out.print("every figure with its source: autotune hw show NAME")
-
-
-def alias_targets() -> dict[str, Path]:
-    """The file each alias loads now, by the rule `--hw` follows (`resolve_hardware`): `cpu` is the user
-    profile `cpu.toml` when one exists (calibrated; a broken one is skipped by the list but still what
-    `--hw cpu` stops at), else the bundled `cpu-generic`."""
-    return {alias: resolve_hardware(alias) for alias in ALIASES}
-
-
-def _alias_text(alias: str, path: Path) -> str:
-    """'ascend -> ascend910b' for a bundled target, 'cpu -> cpu (runs/hw/cpu.toml)' for a user profile."""
-    return f"{alias} -> {path.stem}" if path.parent == bundled_dir() else f"{alias} -> {path.stem} ({path})"
 
 
 @hw_app.command("show")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -10,26 +9,19 @@ from rich.table import Table
 
 from autotune.console import emit_json, err, out
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import reports_interrupt
 from autotune.model.mapping import DEFAULT_BATCH_SIZE, load_mapping
 
 
 def _us(s: float) -> str:
-    return f"{s * 1e6:,.1f} us"
+    return f"{s * 1e6:,.1f} µs"
 
 
-def _from_run(run: str) -> tuple[Path, Path | None, str | None, int | None]:
-    """(mapping file, profile path, hardware path, batch size) recorded by `autotune search` in a run."""
-    from autotune.search.runstore import resolve_existing
-
-    d = resolve_existing(run)
-    try:
-        doc = json.loads((d / "run.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{d / 'run.json'}: unreadable ({exc}); rerun `autotune search`") from None
-    inputs = doc.get("inputs", {})
-    prof = inputs.get("profile", {}).get("path")
-    hw = inputs.get("hardware", {}).get("path")
-    return d / "mapping.json", Path(prof) if prof else None, hw, doc.get("batch_size")
+#: Under the per-core table: the two columns are not the same quantity.
+PER_CORE_NOTE = (
+    "measured busy: the wall time each core's worker spent on its tasks (median batch); predicted: the model's "
+    "time for that core's tasks alone, without the chip-wide bandwidth caps, merge and launch of the total"
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,10 +31,17 @@ def register(app: typer.Typer) -> None:
         run: str | None = typer.Argument(None, help="A search run (name under runs/ or its directory)."),
         mapping: Path | None = typer.Option(None, "--mapping", "-m", help="A mapping file instead of a run."),
         profile: Path | None = typer.Option(
-            None, "--profile", "-p", help="Workload profile directory (with counts.parquet). Default: the run's."
+            None,
+            "--profile",
+            "-p",
+            help="Workload profile directory (with counts.parquet). Default: the run's; with a RUN it must be the "
+            "very file the search used (same sha256, as `show` checks), e.g. after moving it.",
         ),
         hw: str | None = typer.Option(
-            None, "--hw", help="Hardware profile the mapping is for (default: the run's, else `cpu`, the calibrated)."
+            None,
+            "--hw",
+            help="Hardware profile the mapping is for (default: the run's, else `cpu`, the calibrated). With a RUN it "
+            "must be the file the search used (same sha256), e.g. a copy kept by `autotune calibrate`.",
         ),
         batch_size: int | None = typer.Option(
             None,
@@ -83,31 +82,40 @@ def register(app: typer.Typer) -> None:
 
         if (run is None) == (mapping is None):
             raise UserError("give either a RUN (from `autotune search`) or --mapping FILE, not both or neither")
-        run_profile = run_hw = run_batch = None
+        run_batch = None
         if run is not None:
-            mapping, run_profile, run_hw, run_batch = _from_run(run)
-        assert mapping is not None
-        prof_path = profile or run_profile
-        if prof_path is None:
-            raise UserError("--profile is required with --mapping: the workload profile directory")
-        m = load_mapping(mapping)
-        prof = load_profile(prof_path)
-        hwp = load_hardware(hw or run_hw or "cpu")
+            # the same loading as `show` and `export`: the run's files, refused if they changed since the search
+            from autotune.search.loaded import load_run
+
+            loaded = load_run(run, profile=profile, hardware=hw)
+            m, prof, hwp, run_batch, where = loaded.mapping, loaded.profile, loaded.hw, loaded.batch_size, run
+        else:
+            assert mapping is not None
+            if profile is None:
+                raise UserError("--profile is required with --mapping: the workload profile directory")
+            m = load_mapping(mapping)
+            prof = load_profile(profile)
+            hwp = load_hardware(hw or "cpu")
+            where = str(mapping)
         b = next((x for x in (batch_size, run_batch, m.batch_size) if x is not None), DEFAULT_BATCH_SIZE)
         if b < 1:
             raise UserError(f"--batch-size must be >= 1, got {b}")
-        result = replay(
-            prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=str(mapping),
-            progress=lambda msg: err.print(msg, soft_wrap=True, highlight=False), logs=logs,
-        )  # fmt: skip
+        with reports_interrupt(lambda: "nothing was written (replay only measures)"):
+            result = replay(
+                prof, hwp, m, b, n_batches=batches, warmup=warmup, scale=scale, seed=seed, where=where,
+                progress=lambda msg: err.print(msg, soft_wrap=True, highlight=False), logs=logs,
+            )  # fmt: skip
         if json_out:
             emit_json(result.to_dict())
             return
         d = result.to_dict()
+        rel = d["relative_error"]
         out.print(
             f"[bold]measured {_us(d['measured_latency_s'])}[/bold] median (p99 {_us(d['p99_latency_s'])}) per batch of "
             f"{b} over {d['batches']} batches; predicted {_us(d['predicted_latency_s'])} on {hwp.name} "
-            f"({d['relative_error']:+.0%}); every batch equals the reference; batches {d['batches_from']}"
+            f"({abs(rel):.0%} {'above' if rel >= 0 else 'below'} measured); every batch equals the reference; "
+            f"the batches are {d['batches_from']}",
+            highlight=False,
         )
         t = Table(title="per core")
         for col in ("core", "cpu", "tasks", "measured busy", "predicted"):
@@ -115,3 +123,4 @@ def register(app: typer.Typer) -> None:
         for c in d["per_core"]:
             t.add_row(str(c["core"]), str(c["cpu"]), str(c["tasks"]), _us(c["measured_busy_s"]), _us(c["predicted_s"]))
         out.print(t)
+        out.print(PER_CORE_NOTE, highlight=False, soft_wrap=True)

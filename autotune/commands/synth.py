@@ -12,6 +12,7 @@ from autotune.atomic import OutputKind, check_output_dir
 from autotune.console import emit_json, err, ticker
 from autotune.docfile import load_doc
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import reports_interrupt
 
 #: Files a previous `autotune synth` output holds; such a folder may be replaced.
 SYNTH_RECORD = "synth.json"
@@ -123,7 +124,9 @@ def synth_command(
     on_terminal = err.is_terminal  # off a terminal a bar prints nothing: a plain line every 10 s instead
     tick, written = ticker("synth"), [0]
     columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with atomic.atomic_dir(out, kind) as tmp, Progress(*columns, console=err, disable=not on_terminal) as bar:
+    # outermost, so the temporary folder is gone before the line says nothing was written
+    kept = reports_interrupt(lambda: f"nothing was written ({out} is as it was)")
+    with kept, atomic.atomic_dir(out, kind) as tmp, Progress(*columns, console=err, disable=not on_terminal) as bar:
         task = bar.add_task("queries", total=queries)
 
         def advance(n: int) -> None:

@@ -167,7 +167,14 @@ def _schema_message(error: Any) -> str:
 
 
 def _refuse_export(d: Any, where: str) -> None:
-    """An `autotune export` output given where a mapping is expected: say so, instead of a schema error."""
+    """An `autotune export` output or a workload profile given where a mapping is expected: say so, instead of
+    a schema error listing a dozen unknown fields."""
+    tables = d.get("tables") if isinstance(d, dict) else None
+    if isinstance(tables, list) and "queries" in d and any(isinstance(t, dict) and "accesses" in t for t in tables):
+        raise UserError(
+            f"{where}: this is a workload profile (from `autotune analyze`), not a mapping; give a mapping.json "
+            "(runs/<run>/mapping.json, or one `autotune baselines --write-dir` writes) and the profile as --profile"
+        )
     fmt = d.get("format") if isinstance(d, dict) else None
     if not (isinstance(fmt, str) and fmt.startswith("autotune-")):
         return

@@ -273,10 +273,6 @@ def replay(
             f"or use a profile and mapping for at most {len(cpus)} cores"
         )
     _check_fits(prof, mapping, scale)
-    converted = converted_dtypes(profile)
-    note = converted_note(converted)
-    if note:
-        say(note)
     ctx = ModelContext(prof, hw, batch_size)
     pred = predict(prof, hw, mapping, batch_size, ctx=ctx)
     placed = pred.mapping
@@ -284,6 +280,10 @@ def replay(
         data = prepare(profile, batch_size, warmup + n_batches, scale, seed, progress, logs)
     batches = data.batches[: warmup + n_batches]
     tasks, _ = build_tasks(prof, placed, data.tables, data.freq, batch_size, ctx.default_chunk_bytes)
+    converted = converted_dtypes(profile)
+    note = converted_note(converted)
+    if note:  # only now, past every input check (a bad log), so an error stays one line
+        say(note)
     names = prof.table_names
 
     def check(b: int, outs: list[np.ndarray]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from autotune.console import err
 from autotune.errors import UserError
 from autotune.hardware import HardwareProfile
-from autotune.hwload import load_hardware
+from autotune.hwload import load_hardware, resolve_hardware
 from autotune.model.evaluate import Prediction, predict
 from autotune.model.mapping import Mapping, parse_mapping, profile_hash, validate_mapping
 from autotune.search import runstore
@@ -142,6 +142,15 @@ def _load_profile(d: Path, rec: dict[str, Any], override: Path | None) -> Worklo
     return load_profile(f)
 
 
+def _known_name(name: str) -> bool:
+    """Whether `--hw name` finds a profile here (bundled, alias or user folder)."""
+    try:
+        resolve_hardware(name)
+    except UserError:
+        return False
+    return True
+
+
 def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProfile:
     recorded = rec.get("path")
     name = rec.get("name")
@@ -149,8 +158,13 @@ def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProf
         spec: str | Path = override
     elif isinstance(recorded, str) and Path(recorded).is_file():
         spec = Path(recorded)
-    elif isinstance(name, str):
-        spec = name  # the recorded file moved (another install): the bundled profile of that name
+    elif isinstance(name, str) and _known_name(name):
+        spec = name  # the recorded file moved (another install): the profile of that name, if sha256 agrees
+    elif isinstance(recorded, str):
+        raise UserError(
+            f"{recorded}: the hardware profile file of run {d.name} ({name!r}, run.json inputs.hardware.path) is "
+            "gone; pass --hw PATH with the file the search used"
+        )
     else:
         raise UserError(f"{d / 'run.json'}: no 'inputs.hardware'; pass --hw with the searched hardware profile")
     hw = load_hardware(spec)

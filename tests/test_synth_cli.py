@@ -144,7 +144,7 @@ def test_dtype_overrides_the_preset_in_the_model_spec(tmp_path: Path) -> None:
         (["--queries", "10", "--preset", "tiny", "--format", "criteo"], "--format criteo"),
         (["--queries", "10", "--tables", "3", "--format", "criteo"], "has 3 tables"),
         (["--queries", "10", "--tables", "2", "--format", "xml"], "--format 'xml' is unknown"),
-        (["--queries", "10", "--tables", "2", "--zipf", "-3"], "'alpha'"),
+        (["--queries", "10", "--tables", "2", "--zipf", "-3"], "--zipf must be in [0, 10]"),
         (["--queries", "10", "--spec", "/nonexistent/spec.toml"], "synth spec not found"),
         (["--queries", "10", "--tables", "2", "--dtype", "float64"], "'dtype' is 'float64'"),
     ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shlex
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,8 @@ def synth_command(
 
     kind = synth_output()
     check_output_dir(out, kind)
+    if zipf is not None and not (math.isfinite(zipf) and 0.0 <= zipf <= 10.0):
+        raise UserError(f"--zipf must be in [0, 10] (<= 1 means uniform), got {zipf}")
     given = [name for name, v in (("--preset", preset), ("--spec", spec_file), ("--tables", tables)) if v is not None]
     if len(given) > 1:
         raise UserError(f"give only one of --preset, --spec, --tables (got {', '.join(given)})")

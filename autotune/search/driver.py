@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,15 @@ def run_search(
     """
     t0 = time.monotonic()
     _check_request(req)
+    run_dir = runstore.run_dir(req.run, req.root)
+    _check_run_folder(run_dir)
+    if req.resume and req.storage is None:
+        req = replace(req, storage=_recorded_storage(run_dir))
+        if req.storage is None and not (run_dir / JOURNAL_NAME).exists():
+            raise UserError(
+                f"--resume: {run_dir} has no study journal and no run.json naming its storage; if its study is in a "
+                "database or another journal, pass that --storage, else drop --resume to start the run"
+            )
     quiet_optuna()
     problem = Problem(
         profile=str(Path(req.profile).resolve()),
@@ -149,9 +158,6 @@ def run_search(
     )
     ctx, space = problem.build()
     _check_capacity(ctx)
-    run_dir = runstore.run_dir(req.run, req.root)
-    if req.resume and req.storage is None and not (run_dir / JOURNAL_NAME).exists():
-        raise UserError(f"--resume: {run_dir} has no study to resume; drop --resume to start one")
     _check_same_inputs(run_dir, problem, ctx, req.storage)
     study = _open_study(req, run_dir, make_sampler(space, req.seed, req.n_trials))
     study_name = study.study_name
@@ -212,9 +218,29 @@ def _check_request(req: SearchRequest) -> None:
     if req.n_trials is None and req.timeout_s is None:
         raise UserError("give --n-trials or --timeout (or both), or the search never ends")
     bad = [o for o in req.objectives if o not in ("latency", "memory")]
-    if bad or not req.objectives or req.objectives[0] != "latency":
-        raise UserError(f"--objectives {','.join(req.objectives)}: use 'latency' or 'latency,memory'")
+    twice = sorted({o for o in req.objectives if req.objectives.count(o) > 1})
+    if bad or twice or not req.objectives or req.objectives[0] != "latency":
+        why = f"{', '.join(repr(o) for o in twice)} given twice; " if twice else ""
+        raise UserError(f"--objectives {','.join(req.objectives)}: {why}use 'latency' or 'latency,memory'")
     check_storage(req.storage)
+
+
+def _check_run_folder(run_dir: Path) -> None:
+    """Refuse a run folder that cannot be one (a file, or under a file) before any work."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run {run_dir.name}: {run_dir} is a file, not a run folder; choose another --run")
+    if not run_dir.exists():
+        atomic.check_parent(run_dir, "--runs-dir")
+
+
+def _recorded_storage(run_dir: Path) -> str | None:
+    """The storage a run's run.json records when it is not the run's own journal (`--resume` reads it from there)."""
+    meta = run_dir / "run.json"
+    doc = runstore.read_json(meta) if meta.is_file() else {}
+    was = doc.get("storage") if isinstance(doc, dict) else None
+    if not isinstance(was, str) or same_storage(was, None, run_dir):
+        return None
+    return was
 
 
 def plan_workers(workers: int, n_trials: int | None) -> int:
@@ -574,8 +600,6 @@ def _finish(
 
 
 def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:
-    from dataclasses import replace
-
     return replace(
         m,
         name=run,

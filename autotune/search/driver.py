@@ -525,12 +525,7 @@ def _finish(
     hw_path = Path(problem.hardware)
     out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, profile_hash(ctx.profile))
 
-    pareto: list[dict[str, Any]] = []
-    if problem.two_objectives:
-        for t in sorted(study.best_trials, key=lambda t: t.values[0]):
-            pareto.append(
-                {"trial": t.number, "latency_s": t.values[0], "memory_bytes": t.values[1], "params": t.params}
-            )
+    pareto = pareto_points(study.best_trials) if problem.two_objectives else []
     n_trials = _n_completed(study)
     outcome = SearchOutcome(
         run_dir=run_dir,
@@ -591,12 +586,32 @@ def _finish(
         "best_params": best_trial.params if best_trial is not None else None,
         "best_latency_s": best.latency_s,
         "lower_bound_s": lb,
+        "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
         "versions": runstore.versions(),
         "hardware_figures": hardware_to_dict(ctx.hw),
         "python": sys.version.split()[0],
     }
     atomic.write_json(run_dir / "run.json", run_doc)
     return outcome
+
+
+def pareto_points(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """The Pareto set as pareto.json lists it, by latency: one entry per distinct (latency, memory) point, from the
+    lowest-numbered trial that reached it; the other trials at the same point are listed in its `same_as`."""
+    points: dict[tuple[float, ...], dict[str, Any]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        key = tuple(t.values)
+        if key in points:
+            points[key]["same_as"].append(t.number)
+        else:
+            points[key] = {
+                "trial": t.number,
+                "latency_s": t.values[0],
+                "memory_bytes": t.values[1],
+                "params": t.params,
+                "same_as": [],
+            }
+    return [points[k] for k in sorted(points)]
 
 
 def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:

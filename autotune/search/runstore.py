@@ -2,7 +2,7 @@
 
 Files: `study.journal` (the Optuna study, unless `--storage` put it elsewhere), `run.json` (inputs with
 their hashes, hardware figures, versions, seed, command line), `mapping.json` (the best mapping),
-`baselines.json`, `pareto.json` (two objectives), `report.md` and its PNG plots. Each file is written
+`baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG plots. Each file is written
 atomically; `run.json` is written last, so a run without it is incomplete (interrupted) and can be resumed.
 """
 

@@ -2,8 +2,9 @@
 
 Files: `study.journal` (the Optuna study, unless `--storage` put it elsewhere), `run.json` (inputs with
 their hashes, hardware figures, versions, seed, command line), `mapping.json` (the best mapping),
-`baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG plots. Each file is written
-atomically; `run.json` is written last, so a run without it is incomplete (interrupted) and can be resumed.
+`baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG
+plots. Each file is written atomically; `run.json` is written last, so a run without it is incomplete
+(interrupted) and can be resumed.
 """
 
 from __future__ import annotations

@@ -199,7 +199,7 @@ def test_an_empty_run_name_is_refused(tmp_path: Path, profile: Path, no_work) ->
 
 def test_a_new_search_without_hw_or_profile_is_one_line(tmp_path: Path) -> None:
     res = runner.invoke(app, ["search", "--run", "x", "--runs-dir", str(tmp_path), "--n-trials", "1"])
-    one_line_error(res, "give --hw and --profile", "--resume")
+    one_line_error(res, "missing option '--hw' and '--profile': a new search needs", "--resume")
     assert files_under(tmp_path) == []
 
 

@@ -91,10 +91,10 @@ def search(
         was_profile, was_hw = runstore.recorded_inputs(runstore.run_dir(run, runs_dir))
         profile, hw = profile or was_profile, hw or was_hw
     if hw is None or profile is None:
-        missing = " and ".join(o for o, v in (("--hw", hw), ("--profile", profile)) if v is None)
+        missing = " and ".join(f"'{o}'" for o, v in (("--hw", hw), ("--profile", profile)) if v is None)
         raise UserError(
-            f"give {missing}: a new search needs the hardware and the workload profile (only --resume of a run "
-            "whose run.json records them can leave them out)"
+            f"missing option {missing}: a new search needs the hardware and the workload profile (only --resume of "
+            "a run whose run.json records them can leave them out)"
         )
     if not profile.exists():
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")

@@ -216,6 +216,13 @@ def test_resume_reads_the_storage_hw_and_profile_from_run_json(tmp_path: Path, p
     assert not (runs / "r3" / "study.journal").exists()  # the database study continued, no journal was started
 
 
+def test_resume_without_hw_of_a_run_without_run_json_asks_for_them(tmp_path: Path) -> None:
+    (tmp_path / "r5").mkdir()
+    (tmp_path / "r5" / "study.journal").write_text("")  # interrupted before its run.json was written
+    res = runner.invoke(app, ["search", "--run", "r5", "--runs-dir", str(tmp_path), "--resume", "--n-trials", "1"])
+    one_line_error(res, f"missing option '--hw' and '--profile': {tmp_path / 'r5'} has no run.json recording them")
+
+
 def test_resume_of_a_folder_without_a_study_points_at_storage(tmp_path: Path, profile: Path) -> None:
     (tmp_path / "runs" / "r4").mkdir(parents=True)  # what a database run interrupted before run.json leaves
     res = search(profile, tmp_path / "runs", "--run", "r4", "--resume", "--n-trials", "1")

@@ -87,15 +87,16 @@ def search(
         raise UserError(f"--timeout must be > 0 seconds, got {timeout}")
     if run is not None and not run.strip():
         raise UserError("--run '': the run name is empty; give a name, or leave --run out for <profile>-<hw>")
+    why = "a new search needs the hardware and the workload profile (only --resume of a run whose run.json records "
+    why += "them can leave them out)"
     if resume and run is not None and (hw is None or profile is None):
-        was_profile, was_hw = runstore.recorded_inputs(runstore.run_dir(run, runs_dir))
+        d = runstore.run_dir(run, runs_dir)
+        was_profile, was_hw = runstore.recorded_inputs(d)
         profile, hw = profile or was_profile, hw or was_hw
+        why = f"{d} has no run.json recording them (an interrupted search); pass the ones it was started with"
     if hw is None or profile is None:
         missing = " and ".join(f"'{o}'" for o, v in (("--hw", hw), ("--profile", profile)) if v is None)
-        raise UserError(
-            f"missing option {missing}: a new search needs the hardware and the workload profile (only --resume of "
-            "a run whose run.json records them can leave them out)"
-        )
+        raise UserError(f"missing option {missing}: {why}")
     if not profile.exists():
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")
     objs = tuple(o.strip() for o in objectives.split(",") if o.strip())

@@ -265,3 +265,10 @@ def test_json_error_is_still_one_line_on_stderr(root):
     assert res.exit_code == 2 and res.stdout == ""
     (line,) = res.stderr.splitlines()
     assert line.startswith("error: ")
+
+
+def test_trial_of_a_single_objective_run_is_one_line(root):
+    res = export(RUN, "--runs-dir", str(root), "-f", "json", "--trial", "3")
+    assert res.exit_code == 2 and res.stdout == "" and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: --trial 3: run {RUN} has no pareto.json")
+    assert "drop --trial" in res.stderr

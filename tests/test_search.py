@@ -25,8 +25,8 @@ from autotune.cli import app
 from autotune.hwload import load_hardware, write_hardware
 from autotune.model.bounds import HOT_ROWS_GRID, lower_bound
 from autotune.model.context import ModelContext
-from autotune.model.evaluate import score
-from autotune.model.mapping import Mapping, TableMapping
+from autotune.model.evaluate import predict, score
+from autotune.model.mapping import Mapping, TableMapping, parse_mapping
 from autotune.search.driver import SearchRequest, run_search
 from autotune.workload import load_profile
 
@@ -184,6 +184,21 @@ def test_two_objectives_write_a_pareto_set(tmp_path: Path, medium_profile: Path)
         "points": len(want),
         "file": str(out.run_dir / "pareto.json"),
     }
+    # every Pareto point exports (`export RUN --trial N`, N the point's trial or one of its same_as) with its figures
+    for p in pareto:
+        for n in (p["trial"], *p["same_as"]):
+            res = runner.invoke(app, ["export", str(out.run_dir), "-f", "json", "--trial", str(n)])
+            assert res.exit_code == 0, res.stderr
+            doc = json.loads(res.stdout)
+            assert doc["predicted_latency_s"] == pytest.approx(p["latency_s"], rel=1e-9)
+            prof, hw = load_profile(medium_profile), load_hardware("ascend910a")
+            pred = predict(prof, hw, parse_mapping(doc), 512)
+            assert max(c.memory_bytes for c in pred.per_core) == pytest.approx(p["memory_bytes"], rel=1e-9)
+    listed = {n for p in pareto for n in (p["trial"], *p["same_as"])}
+    other = next(t.number for t in study.trials if t.number not in listed)
+    res = runner.invoke(app, ["export", str(out.run_dir), "-f", "json", "--trial", str(other)])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: --trial {other}: not a Pareto point of run p2; ")
 
 
 def test_pareto_points_keep_the_lowest_trial_of_identical_points() -> None:

@@ -39,6 +39,12 @@ def export_command(
     module: str = typer.Option(
         DEFAULT_MODULE, "--module", help="torchrec: module path of the embedding module the plan's tables belong to."
     ),
+    trial: int | None = typer.Option(
+        None,
+        "--trial",
+        help="Export this Pareto point of a --objectives latency,memory run (a trial listed in its pareto.json) "
+        "instead of the best mapping.",
+    ),
     runs_dir: Path = typer.Option(runstore.DEFAULT_ROOT, "--runs-dir", help=RUNS_DIR_HELP),
     profile: Path | None = typer.Option(None, "--profile", help=PROFILE_HELP),
     hw: str | None = typer.Option(None, "--hw", help=HW_HELP),
@@ -65,7 +71,7 @@ def export_command(
         )
     if out is not None:
         atomic.check_output_json(out, output_kind(exporter, Path(run).name), OWNED_FOLDERS)
-    loaded = load_run(run, runs_dir, profile=profile, hardware=hw)
+    loaded = load_run(run, runs_dir, profile=profile, hardware=hw, trial=trial)
     doc = render(exporter, loaded, ExportOptions(module=module))
     for line in exporter.caveats(doc):
         err.print(f"note: {line}", markup=False, soft_wrap=True, highlight=False)

@@ -558,7 +558,9 @@ def _finish(
     }
     atomic.write_json(run_dir / "baselines.json", base_doc)
     if pareto:
-        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": pareto})
+        trials = {t.number: t for t in study.best_trials}
+        points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
+        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": points})
     ok = {t.number for t in feasible}
     history = sorted(
         (t.number, t.values[0], t.number in ok) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -612,6 +614,14 @@ def pareto_points(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]
                 "same_as": [],
             }
     return [points[k] for k in sorted(points)]
+
+
+def _point_mapping(trial: optuna.trial.FrozenTrial, ctx: ModelContext, space: SearchSpace, run: str) -> dict:
+    """A Pareto point's mapping as pareto.json stores it (with its placement), for `export RUN --trial N`."""
+    mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(trial.params)), trial.user_attrs.get(TABLES_ATTR))
+    pred = predict(ctx.profile, ctx.hw, mapping, ctx.batch_size, ctx=ctx)
+    name = f"{run}-trial{trial.number}"
+    return _stamp(pred.mapping, ctx, name, pred.latency_s, profile_hash(ctx.profile)).to_dict()
 
 
 def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import shutil
 import tempfile
@@ -138,8 +139,6 @@ def check_output_json(path: Path, kind: FileKind, owned: Sequence[OwnedFolder] =
         )
     if not path.exists():
         return
-    import json
-
     try:
         with open(path, "rb") as fh:
             doc = json.loads(fh.read(_PEEK_BYTES).decode("utf-8"))

@@ -21,9 +21,9 @@ demo: $(VENV)/.installed
 	rm -rf runs/demo-avazu  # a fresh run each time: the profile above is rewritten, and a run belongs to one profile
 	$(BIN)/autotune search --hw ascend910b --profile $(DEMO)/profile --run demo-avazu --n-trials 300 --timeout 90
 	$(BIN)/autotune show demo-avazu
-	$(BIN)/autotune export demo-avazu --format torchrec --out runs/demo-avazu/plan.torchrec.json
-	$(BIN)/autotune export demo-avazu --format json --out runs/demo-avazu/mapping.export.json
-	@echo "demo: logs and profile in $(DEMO)/, the tuned run in runs/demo-avazu/ (report.md, mapping.json, plan.torchrec.json)" >&2
+	$(BIN)/autotune export demo-avazu --format torchrec --out $(DEMO)/plan.torchrec.json
+	$(BIN)/autotune export demo-avazu --format json --out $(DEMO)/mapping.export.json
+	@echo "demo: logs and profile in $(DEMO)/, the tuned run in runs/demo-avazu/ (report.md, mapping.json), its exports in $(DEMO)/ (plan.torchrec.json, mapping.export.json)" >&2
 
 test: $(VENV)/.installed
 	$(BIN)/ruff check autotune analytics tests benchmarks

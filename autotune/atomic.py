@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,81 @@ def check_output_file(path: Path, option: str, example: str) -> None:
     if path.is_dir():
         raise UserError(f"{option} {path}: is a folder; give a file name (e.g. {path / example})")
     check_parent(path, option)
+
+
+@dataclass(frozen=True)
+class OwnedFolder:
+    """A folder another command produced, told by its marker files (all present): a file output never goes in it.
+
+    Its files belong to that command (a run's run.json, a profile's counts.parquet); a stray file in it makes the
+    next `analyze --out` refuse the folder, an overwritten one breaks it."""
+
+    what: str  # "the run": the owner of its files, as in "the run's run.json"
+    command: str  # who wrote it, as in `autotune <command>`
+    markers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What one command writes as a single user-named file: an earlier output of it may be replaced, nothing else.
+
+    `recognise` takes the parsed JSON document of the existing file (a previous output is told by its shape)."""
+
+    command: str  # "export --format json", as in `autotune <command>`
+    option: str  # the option naming the file ("--out")
+    example: str  # a file name for the remedy when a folder is given
+    recognise: Callable[[object], bool]
+
+
+#: Bytes of an existing file read to tell whether it is an earlier output (these outputs are small JSON files).
+_PEEK_BYTES = 64 << 20
+
+
+def owner_of(path: Path, owned: Sequence[OwnedFolder]) -> tuple[Path, OwnedFolder] | None:
+    """The nearest existing folder holding `path` that another command produced, with what it is; None if none."""
+    folder = Path(path).absolute().parent
+    while True:
+        if folder.is_dir():
+            for o in owned:
+                if all((folder / m).is_file() for m in o.markers):
+                    return folder, o
+        if folder == folder.parent:
+            return None
+        folder = folder.parent
+
+
+def check_output_json(path: Path, kind: FileKind, owned: Sequence[OwnedFolder] = ()) -> None:
+    """Refuse `kind`'s output file before any work: a folder, a path whose folder cannot be created, a path inside a
+    folder another command produced (`owned`), or an existing file that is not an earlier output of the command."""
+    path = Path(path)
+    check_output_file(path, kind.option, kind.example)
+    remedy = f"choose another {kind.option}"
+    found = owner_of(path, owned)
+    if found is not None:
+        folder, o = found
+        inside = path.absolute().relative_to(folder)
+        what = f"{o.what}'s {inside}" if path.exists() else f"a new file inside {o.what}"
+        raise UserError(
+            f"{kind.option} {path}: {what} ({folder} was written by `autotune {o.command}` and its files belong to "
+            f"it); {remedy} outside {folder}"
+        )
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise UserError(
+            f"{kind.option} {path}: not a plain file, so not a previous `autotune {kind.command}` output; {remedy}"
+        )
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read(_PEEK_BYTES).decode("utf-8"))
+        ours = kind.recognise(doc)
+    except (OSError, UnicodeDecodeError, ValueError):
+        ours = False
+    if not ours:
+        raise UserError(
+            f"{kind.option} {path}: the file exists and is not a previous `autotune {kind.command}` output; "
+            f"{remedy} or remove the file"
+        )
 
 
 def _foreign(path: Path, kind: OutputKind) -> list[str]:

@@ -35,7 +35,11 @@ USAGE_ERRORS = [
         "error: invalid value for '--seed': Input should be greater than or equal to 0 (see autotune synth --help)",
     ),
     (["export", "r2"], "error: missing option '--format' / '-f' (see autotune export --help)"),
-    (["search", "--profile", "x"], "error: missing option '--hw' (see autotune search --help)"),
+    (
+        ["search", "--hw", "x", "--n-trials", "abc"],
+        "error: invalid value for '--n-trials': Input should be a valid integer, unable to parse string as an "
+        "integer (see autotune search --help)",
+    ),
     (["show"], "error: missing argument 'run' (see autotune show --help)"),
     (["foo"], "error: no such command 'foo' (see autotune --help)"),
     (["--bogus"], "error: no such option: --bogus (see autotune --help)"),

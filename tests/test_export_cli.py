@@ -157,15 +157,82 @@ def test_mapping_placement_out_of_range_is_refused(root, tmp_path):
 
 def test_out_must_be_a_file(root, tmp_path):
     res = export(RUN, "--runs-dir", str(root), "--format", "json", "--out", str(tmp_path))
-    assert res.exit_code == 2 and "is a directory; give a file name" in res.stderr
+    assert res.exit_code == 2 and f"--out {tmp_path}: is a folder; give a file name" in res.stderr
 
 
-def test_out_replaces_an_existing_file_whole(root, tmp_path):
+def one_line_error(res, *needles: str) -> None:
+    assert res.exit_code == 2 and res.stdout == "", res.stdout
+    assert res.stderr.startswith("error: ") and res.stderr.count("\n") == 1, res.stderr
+    for needle in needles:
+        assert needle in res.stderr, res.stderr
+
+
+def test_out_under_a_file_is_one_line(root, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    res = export(RUN, "--runs-dir", str(root), "-f", "json", "--out", str(afile / "x.json"))
+    one_line_error(res, f"--out {afile / 'x.json'}: cannot create its folder, {afile} is a file")
+    assert afile.read_text() == "keep"
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "name", "what"),
+    [
+        ("json", "run.json", "the run's run.json"),
+        ("torchrec", "mapping.json", "the run's mapping.json"),
+        ("json", "plan.json", "a new file inside the run"),
+    ],
+)
+def test_out_inside_the_run_is_refused_and_the_run_kept(root, tmp_path, fmt, name, what):
+    run_dir = tmp_path / RUN
+    shutil.copytree(root / RUN, run_dir)
+    before = _snapshot(run_dir)
+    res = export(str(run_dir), "-f", fmt, "--out", str(run_dir / name))
+    one_line_error(
+        res, f"--out {run_dir / name}: {what}", "`autotune search`", f"choose another --out outside {run_dir}"
+    )
+    assert _snapshot(run_dir) == before
+    assert export(str(run_dir), "-f", "json").exit_code == 0  # the run still loads
+
+
+def test_out_inside_a_profile_folder_is_refused(root, tmp_path):
+    profile = Path(json.loads((root / RUN / "run.json").read_text())["inputs"]["profile"]["path"]).parent
+    folder = tmp_path / "prof"
+    folder.mkdir()
+    (folder / "profile.json").write_bytes((profile / "profile.json").read_bytes())
+    (folder / "counts.parquet").write_bytes(b"PAR1 stand-in")
+    before = _snapshot(folder)
+    for target in (folder / "profile.json", folder / "plots" / "plan.json"):
+        res = export(RUN, "--runs-dir", str(root), "-f", "torchrec", "--out", str(target))
+        one_line_error(res, f"--out {target}: ", "the profile", "`autotune analyze`", "choose another --out")
+    assert _snapshot(folder) == before
+
+
+@pytest.mark.parametrize("fmt", ["json", "torchrec"])
+def test_out_refuses_a_file_that_is_not_an_earlier_export_of_the_format(root, tmp_path, fmt):
+    log = tmp_path / "notes.json"
+    log.write_text("old contents that are longer than nothing")
+    res = export(RUN, "--runs-dir", str(root), "-f", fmt, "-o", str(log))
+    one_line_error(res, f"--out {log}: ", f"not a previous `autotune export --format {fmt}` output", "another --out")
+    assert log.read_text() == "old contents that are longer than nothing"
+    other = "torchrec" if fmt == "json" else "json"
+    assert export(RUN, "--runs-dir", str(root), "-f", other, "-o", str(log.with_name("x.json"))).exit_code == 0
+    res = export(RUN, "--runs-dir", str(root), "-f", fmt, "-o", str(log.with_name("x.json")))
+    one_line_error(res, f"not a previous `autotune export --format {fmt}` output")
+
+
+def test_out_replaces_an_earlier_export_of_the_same_format_whole(root, tmp_path):
     out = tmp_path / "plan.json"
-    out.write_text("old contents that are longer than nothing")
-    assert export(RUN, "--runs-dir", str(root), "-f", "torchrec", "-o", str(out)).exit_code == 0
-    check_plan(json.loads(out.read_text()))
-    assert [p.name for p in tmp_path.iterdir()] == ["plan.json"]  # no temporary file left behind
+    for _ in range(2):
+        assert export(RUN, "--runs-dir", str(root), "-f", "torchrec", "-o", str(out)).exit_code == 0
+        check_plan(json.loads(out.read_text()))
+    for _ in range(2):
+        assert export(RUN, "--runs-dir", str(root), "-f", "json", "-o", str(out.with_name("m.json"))).exit_code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "plan.json"]  # no temporary file left behind
 
 
 def test_json_reports_the_file_written(root, tmp_path):
@@ -198,3 +265,10 @@ def test_json_error_is_still_one_line_on_stderr(root):
     assert res.exit_code == 2 and res.stdout == ""
     (line,) = res.stderr.splitlines()
     assert line.startswith("error: ")
+
+
+def test_trial_of_a_single_objective_run_is_one_line(root):
+    res = export(RUN, "--runs-dir", str(root), "-f", "json", "--trial", "3")
+    assert res.exit_code == 2 and res.stdout == "" and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: --trial 3: run {RUN} has no pareto.json")
+    assert "drop --trial" in res.stderr

@@ -79,6 +79,38 @@ def test_evaluate_json(prof_dir, tmp_path):
     assert d["latency_s"] >= max(c["time_s"] for c in d["per_core"])
 
 
+def test_evaluate_write_refuses_a_file_it_did_not_write_and_replaces_its_own(prof_dir, tmp_path):
+    log = write(tmp_path, "step\tloss\n1\t0.5\n", "train_log.tsv")
+    res = evaluate(prof_dir, write(tmp_path, GOOD), "--write", str(log))
+    assert res.exit_code == 2 and res.stdout == "" and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith(f"error: --write {log}: the file exists and is not a previous `autotune evaluate")
+    assert "choose another --write" in res.stderr
+    assert log.read_text() == "step\tloss\n1\t0.5\n"
+    out = tmp_path / "placed.json"
+    for _ in range(2):  # its own output, and the mapping it read, are mappings: replaced
+        assert evaluate(prof_dir, write(tmp_path, GOOD), "--write", str(out)).exit_code == 0
+        assert load_mapping(out).has_placement
+
+
+def test_evaluate_write_refuses_a_path_inside_a_profile_or_a_run(prof_dir, tmp_path):
+    (prof_dir / "counts.parquet").write_bytes(b"PAR1 stand-in")
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    before = (prof_dir / "profile.json").read_bytes()
+    for target, what in (
+        (prof_dir / "profile.json", "the profile's profile.json"),
+        (prof_dir / "placed.json", "a new file inside the profile"),
+        (run / "run.json", "the run's run.json"),
+    ):
+        res = evaluate(prof_dir, write(tmp_path, GOOD), "--write", str(target))
+        assert res.exit_code == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert res.stderr.startswith(f"error: --write {target}: {what}"), res.stderr
+        assert "choose another --write outside" in res.stderr
+    assert (prof_dir / "profile.json").read_bytes() == before and (run / "run.json").read_text() == "{}"
+    assert sorted(p.name for p in prof_dir.iterdir()) == ["counts.parquet", "profile.json"]
+
+
 def test_evaluate_human_output_and_written_mapping_reproduces_latency(prof_dir, tmp_path):
     out = tmp_path / "placed.json"
     res = evaluate(prof_dir, write(tmp_path, GOOD), "--write", str(out))

@@ -25,8 +25,8 @@ from autotune.cli import app
 from autotune.hwload import load_hardware, write_hardware
 from autotune.model.bounds import HOT_ROWS_GRID, lower_bound
 from autotune.model.context import ModelContext
-from autotune.model.evaluate import score
-from autotune.model.mapping import Mapping, TableMapping
+from autotune.model.evaluate import predict, score
+from autotune.model.mapping import Mapping, TableMapping, parse_mapping
 from autotune.search.driver import SearchRequest, run_search
 from autotune.workload import load_profile
 
@@ -163,6 +163,61 @@ def test_two_objectives_write_a_pareto_set(tmp_path: Path, medium_profile: Path)
     pts = [(p["latency_s"], p["memory_bytes"]) for p in pareto]
     for a in pts:  # no point of the Pareto set dominates another
         assert not any(b[0] <= a[0] and b[1] <= a[1] and b != a for b in pts)
+    assert len(set(pts)) == len(pts)  # each point once
+    # every Pareto-optimal trial of the study is listed once, as the lowest-numbered trial at its point or a same_as
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    study = optuna.load_study(
+        study_name="p2", storage=JournalStorage(JournalFileBackend(str(out.run_dir / "study.journal")))
+    )
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for t in study.best_trials:
+        groups.setdefault(tuple(t.values), []).append(t.number)
+    want = sorted((k, sorted(v)) for k, v in groups.items())
+    assert [((p["latency_s"], p["memory_bytes"]), [p["trial"], *p["same_as"]]) for p in pareto] == want
+    line = f"Pareto set (latency, memory): {len(want)} distinct point{'s' if len(want) != 1 else ''} in"
+    assert f"- {line} pareto.json" in (out.run_dir / "report.md").read_text()
+    res = runner.invoke(app, ["show", str(out.run_dir)])
+    assert res.exit_code == 0 and f"{line} {out.run_dir / 'pareto.json'}" in res.stdout.replace("\n", " ")
+    assert json.loads(runner.invoke(app, ["show", str(out.run_dir), "--json"]).stdout)["pareto"] == {
+        "points": len(want),
+        "file": str(out.run_dir / "pareto.json"),
+    }
+    # every Pareto point exports (`export RUN --trial N`, N the point's trial or one of its same_as) with its figures
+    for p in pareto:
+        for n in (p["trial"], *p["same_as"]):
+            res = runner.invoke(app, ["export", str(out.run_dir), "-f", "json", "--trial", str(n)])
+            assert res.exit_code == 0, res.stderr
+            doc = json.loads(res.stdout)
+            assert doc["predicted_latency_s"] == pytest.approx(p["latency_s"], rel=1e-9)
+            prof, hw = load_profile(medium_profile), load_hardware("ascend910a")
+            pred = predict(prof, hw, parse_mapping(doc), 512)
+            assert max(c.memory_bytes for c in pred.per_core) == pytest.approx(p["memory_bytes"], rel=1e-9)
+    listed = {n for p in pareto for n in (p["trial"], *p["same_as"])}
+    other = next(t.number for t in study.trials if t.number not in listed)
+    res = runner.invoke(app, ["export", str(out.run_dir), "-f", "json", "--trial", str(other)])
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert res.stderr.startswith(f"error: --trial {other}: not a Pareto point of run p2; ")
+
+
+def test_pareto_points_keep_the_lowest_trial_of_identical_points() -> None:
+    from optuna.distributions import IntDistribution
+
+    from autotune.search.driver import pareto_points
+
+    def trial(number: int, latency: float, memory: float):
+        t = optuna.trial.create_trial(
+            values=[latency, memory], params={"x": number}, distributions={"x": IntDistribution(0, 99)}
+        )
+        t.number = number  # create_trial numbers nothing: the number a study would have given it
+        return t
+
+    ts = [trial(15, 2e-6, 100), trial(7, 2e-6, 100), trial(3, 1e-6, 400), trial(11, 2e-6, 100)]
+    assert [(p["trial"], p["latency_s"], p["memory_bytes"], p["same_as"], p["params"]) for p in pareto_points(ts)] == [
+        (3, 1e-6, 400, [], {"x": 3}),
+        (7, 2e-6, 100, [11, 15], {"x": 7}),
+    ]
 
 
 def _completed(journal: Path, name: str) -> list[optuna.trial.FrozenTrial]:

@@ -144,3 +144,86 @@ def test_workers_are_capped_at_the_trials_and_a_warning_says_when_they_exceed_th
     res = search(profile, tmp_path / "runs", "--run", "w2", "--workers", "3", "--n-trials", "8", "--no-polish")
     assert res.exit_code == 0, res.stderr
     assert started == [3, 3] and "warning" not in res.stderr
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if the search builds its model: the input must be refused before any work."""
+
+    def build(*_a, **_k):
+        raise AssertionError("work done before the input was checked")
+
+    monkeypatch.setattr(driver.Problem, "build", build)
+
+
+def test_a_storage_file_that_is_not_a_journal_is_one_line(tmp_path: Path, profile: Path, no_work) -> None:
+    before = (profile / "profile.json").read_bytes()
+    target = profile / "profile.json"
+    res = search(profile, tmp_path / "runs", "--run", "st1", "--n-trials", "1", "--storage", str(target))
+    one_line_error(res, f"--storage {target}: exists and is not an Optuna journal file", "a new file name")
+    assert (profile / "profile.json").read_bytes() == before
+    res = search(profile, tmp_path / "runs", "--run", "st1", "--n-trials", "1", "--storage", str(tmp_path))
+    one_line_error(res, f"--storage {tmp_path}: is a folder, not a journal file")
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    res = search(profile, tmp_path / "runs", "--run", "st1", "--n-trials", "1", "--storage", str(afile / "j"))
+    one_line_error(res, f"--storage {afile / 'j'}: cannot create its folder, {afile} is a file")
+    assert files_under(tmp_path / "runs") == [] and afile.read_text() == "keep"
+
+
+def test_a_runs_dir_that_is_a_file_or_under_one_is_one_line(tmp_path: Path, profile: Path, no_work) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    for runs in (afile, afile / "sub"):
+        res = search(profile, runs, "--run", "st1", "--n-trials", "1")
+        one_line_error(res, f"--runs-dir {runs / 'st1'}: cannot create its folder, {afile} is a file", "--runs-dir")
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "st1").write_text("keep")
+    res = search(profile, tmp_path / "runs", "--run", "st1", "--n-trials", "1")
+    one_line_error(res, f"--run st1: {tmp_path / 'runs' / 'st1'} is a file, not a run folder", "another --run")
+    assert afile.read_text() == "keep" and (tmp_path / "runs" / "st1").read_text() == "keep"
+
+
+def test_duplicate_objectives_are_refused(tmp_path: Path, profile: Path, no_work) -> None:
+    res = search(profile, tmp_path / "runs", "--run", "d", "--n-trials", "1", "--objectives", "latency,latency")
+    one_line_error(res, "--objectives latency,latency: 'latency' given twice", "'latency,memory'")
+    assert files_under(tmp_path / "runs") == []
+
+
+def test_an_empty_run_name_is_refused(tmp_path: Path, profile: Path, no_work) -> None:
+    for name in ("", "  "):
+        res = search(profile, tmp_path / "runs", "--run", name, "--n-trials", "1")
+        one_line_error(res, "--run '': the run name is empty", "leave --run out")
+    assert files_under(tmp_path / "runs") == []
+
+
+def test_a_new_search_without_hw_or_profile_is_one_line(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["search", "--run", "x", "--runs-dir", str(tmp_path), "--n-trials", "1"])
+    one_line_error(res, "missing option '--hw' and '--profile': a new search needs", "--resume")
+    assert files_under(tmp_path) == []
+
+
+def test_resume_reads_the_storage_hw_and_profile_from_run_json(tmp_path: Path, profile: Path) -> None:
+    runs, db = tmp_path / "runs", f"sqlite:///{tmp_path / 'a.db'}"
+    assert search(profile, runs, "--run", "r3", "--n-trials", "2", "--no-polish", "--storage", db).exit_code == 0
+    before = json.loads((runs / "r3" / "run.json").read_text())["n_trials"]
+    res = runner.invoke(
+        app, ["search", "--run", "r3", "--runs-dir", str(runs), "--resume", "--n-trials", "2", "--no-polish", "--json"]
+    )
+    assert res.exit_code == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["n_trials"] == before + 2 and out["storage"] == db
+    assert not (runs / "r3" / "study.journal").exists()  # the database study continued, no journal was started
+
+
+def test_resume_without_hw_of_a_run_without_run_json_asks_for_them(tmp_path: Path) -> None:
+    (tmp_path / "r5").mkdir()
+    (tmp_path / "r5" / "study.journal").write_text("")  # interrupted before its run.json was written
+    res = runner.invoke(app, ["search", "--run", "r5", "--runs-dir", str(tmp_path), "--resume", "--n-trials", "1"])
+    one_line_error(res, f"missing option '--hw' and '--profile': {tmp_path / 'r5'} has no run.json recording them")
+
+
+def test_resume_of_a_folder_without_a_study_points_at_storage(tmp_path: Path, profile: Path) -> None:
+    (tmp_path / "runs" / "r4").mkdir(parents=True)  # what a database run interrupted before run.json leaves
+    res = search(profile, tmp_path / "runs", "--run", "r4", "--resume", "--n-trials", "1")
+    one_line_error(res, "--resume", "pass that --storage", "drop --resume")

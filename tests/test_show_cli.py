@@ -133,6 +133,19 @@ def test_show_incomplete_run_suggests_resume(root, tmp_path):
     assert res.exit_code == 2 and "run.json missing" in res.stderr and "start one with `autotune search`" in res.stderr
 
 
+def test_show_dot_slash_name_gives_the_same_hint_as_the_name(root, tmp_path, monkeypatch):
+    runs = _copy_run(root, tmp_path)
+    monkeypatch.chdir(tmp_path)  # ./small is not a folder here; runs/small is the run of that name
+    res = show(f"./{RUN}")
+    assert res.exit_code == 2 and res.stderr.count("\n") == 1
+    assert res.stderr == f"error: ./{RUN}: no such folder; the run {RUN} is in runs/{RUN}: pass {RUN} or runs/{RUN}\n"
+    (runs / RUN / "run.json").unlink()  # interrupted: the same --resume hint as `show small`
+    by_path, by_name = show(f"./{RUN}"), show(RUN)
+    assert by_path.exit_code == by_name.exit_code == 2
+    assert by_path.stderr == by_name.stderr
+    assert f"`autotune search --run {RUN} --resume`" in by_path.stderr
+
+
 def test_show_a_cpu_run_counts_its_cores_once_and_large_latencies_in_fixed_point(tmp_path):
     from autotune.search.driver import SearchRequest, run_search
 

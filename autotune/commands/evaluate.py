@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from autotune.atomic import FileKind, check_output_json
 from autotune.console import emit_json, err, out
 from autotune.errors import UserError, handle_errors
 from autotune.hardware import HardwareProfile
@@ -21,6 +22,7 @@ from autotune.model.mapping import (
     validate_mapping,
 )
 from autotune.model.strategies import fmt_bytes
+from autotune.outputs import OWNED_FOLDERS, is_mapping_document
 from autotune.workload import WorkloadProfile, load_profile
 
 PROFILE_HELP = "Workload profile: a directory with profile.json, or the file itself (from `autotune analyze`)."
@@ -28,6 +30,9 @@ HW_HELP = (
     "Hardware profile: a bundled name (ascend910b, ascend910a, a100, h100, cpu; see `autotune hw list`) or a .toml."
 )
 BATCH_HELP = f"Queries per batch. Default: the mapping's batch_size, else {DEFAULT_BATCH_SIZE}."
+
+#: `evaluate --write` replaces only a mapping file (what it writes), never a log or another command's file.
+WRITE_KIND = FileKind("evaluate --write", "--write", "mapping.json", is_mapping_document)
 
 
 def load_inputs(profile: Path, hw: str) -> tuple[WorkloadProfile, HardwareProfile]:
@@ -116,9 +121,7 @@ def register(app: typer.Typer) -> None:
         merge of sharded tables + launch. Every term is documented in docs/latency-model.md.
         """
         if write is not None:
-            from autotune.atomic import check_output_file
-
-            check_output_file(write, "--write", "mapping.json")
+            check_output_json(write, WRITE_KIND, OWNED_FOLDERS)
         prof, hwp = load_inputs(profile, hw)
         m = load_mapping(mapping)
         validate_mapping(m, prof, hwp, where=str(mapping))

@@ -19,6 +19,7 @@ from autotune.commands.show import HW_HELP, PROFILE_HELP, RUN_HELP, RUNS_DIR_HEL
 from autotune.console import emit_json, err
 from autotune.errors import UserError, handle_errors
 from autotune.export import DEFAULT_MODULE, Exporter, ExportOptions, exporters, get_exporter, render
+from autotune.outputs import OWNED_FOLDERS, is_mapping_document
 from autotune.search import runstore
 from autotune.search.loaded import LoadedRun, load_run
 
@@ -37,6 +38,12 @@ def export_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="Write the document to this file (atomically)."),
     module: str = typer.Option(
         DEFAULT_MODULE, "--module", help="torchrec: module path of the embedding module the plan's tables belong to."
+    ),
+    trial: int | None = typer.Option(
+        None,
+        "--trial",
+        help="Export this Pareto point of a --objectives latency,memory run (a trial listed in its pareto.json) "
+        "instead of the best mapping.",
     ),
     runs_dir: Path = typer.Option(runstore.DEFAULT_ROOT, "--runs-dir", help=RUNS_DIR_HELP),
     profile: Path | None = typer.Option(None, "--profile", help=PROFILE_HELP),
@@ -62,11 +69,9 @@ def export_command(
             f"--module {module!r}: give the dotted attribute path of the embedding module in the model, "
             f"e.g. {DEFAULT_MODULE}"
         )
-    if out is not None and out.is_dir():
-        raise UserError(
-            f"--out {out}: is a directory; give a file name, e.g. {out / (Path(run).name + exporter.suffix)}"
-        )
-    loaded = load_run(run, runs_dir, profile=profile, hardware=hw)
+    if out is not None:
+        atomic.check_output_json(out, output_kind(exporter, Path(run).name), OWNED_FOLDERS)
+    loaded = load_run(run, runs_dir, profile=profile, hardware=hw, trial=trial)
     doc = render(exporter, loaded, ExportOptions(module=module))
     for line in exporter.caveats(doc):
         err.print(f"note: {line}", markup=False, soft_wrap=True, highlight=False)
@@ -82,6 +87,18 @@ def export_command(
     )
     if json_out:
         emit_json(summary(exporter, loaded, out, doc) | {"bytes": len(text.encode("utf-8"))})
+
+
+def output_kind(exporter: Exporter, run: str) -> atomic.FileKind:
+    """What `export --format NAME --out` may replace: an earlier export of the same format (its schema holds)."""
+    from autotune.export.base import load_schema, schema_errors
+
+    def recognise(doc: object) -> bool:
+        if exporter.name == "json":
+            return is_mapping_document(doc)
+        return isinstance(doc, dict) and not schema_errors(doc, load_schema(exporter.schema_file))
+
+    return atomic.FileKind(f"export --format {exporter.name}", "--out", run + exporter.suffix, recognise)
 
 
 def summary(exporter: Exporter, loaded: LoadedRun, out: Path | None, doc: dict[str, Any]) -> dict[str, Any]:

@@ -12,15 +12,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autotune.console import emit_json, err, ticker
 from autotune.errors import UserError, handle_errors
+from autotune.search import runstore
 from autotune.search.runstore import DEFAULT_ROOT
 
 
 @handle_errors
 def search(
-    hw: str = typer.Option(
-        ..., "--hw", help="Hardware profile: a bundled name (see `autotune hw list`) or a TOML path."
+    hw: str | None = typer.Option(
+        None,
+        "--hw",
+        help="Hardware profile: a bundled name (see `autotune hw list`) or a TOML path. Required, except with "
+        "--resume of a run whose run.json records it.",
     ),
-    profile: Path = typer.Option(..., "--profile", help="Workload profile directory (from `autotune analyze`)."),
+    profile: Path | None = typer.Option(
+        None,
+        "--profile",
+        help="Workload profile directory (from `autotune analyze`). Required, except with --resume of a run whose "
+        "run.json records it.",
+    ),
     batch_size: int = typer.Option(512, "--batch-size", help="Queries per batch the mapping is tuned for."),
     run: str | None = typer.Option(
         None,
@@ -41,7 +50,12 @@ def search(
         help="Optuna storage URL (sqlite:///f.db, postgresql+psycopg://...) or journal file, so workers on many "
         "machines share one study. Default: a journal file in the run directory.",
     ),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run (fails if there is none)."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run (fails if there is none); --hw, --profile and --storage default to what "
+        "its run.json records.",
+    ),
     objectives: str = typer.Option(
         "latency",
         "--objectives",
@@ -71,6 +85,18 @@ def search(
         raise UserError(f"--n-trials must be >= 1, got {n_trials}")
     if timeout is not None and timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds, got {timeout}")
+    if run is not None and not run.strip():
+        raise UserError("--run '': the run name is empty; give a name, or leave --run out for <profile>-<hw>")
+    why = "a new search needs the hardware and the workload profile (only --resume of a run whose run.json records "
+    why += "them can leave them out)"
+    if resume and run is not None and (hw is None or profile is None):
+        d = runstore.run_dir(run, runs_dir)
+        was_profile, was_hw = runstore.recorded_inputs(d)
+        profile, hw = profile or was_profile, hw or was_hw
+        why = f"{d} has no run.json recording them (an interrupted search); pass the ones it was started with"
+    if hw is None or profile is None:
+        missing = " and ".join(f"'{o}'" for o, v in (("--hw", hw), ("--profile", profile)) if v is None)
+        raise UserError(f"missing option {missing}: {why}")
     if not profile.exists():
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")
     objs = tuple(o.strip() for o in objectives.split(",") if o.strip())

@@ -18,7 +18,7 @@ from autotune.errors import handle_errors
 from autotune.model.strategies import fmt_bytes
 from autotune.search import runstore
 from autotune.search.loaded import load_run
-from autotune.search.summary import SLOWEST_TASK_NOTE, run_summary
+from autotune.search.summary import SLOWEST_TASK_NOTE, pareto_line, run_summary
 
 RUN_HELP = "A run name under --runs-dir (see `autotune search --run`), or the path of a run directory."
 RUNS_DIR_HELP = "Where run names are looked up."
@@ -55,6 +55,8 @@ def print_summary(s: dict[str, Any]) -> None:
         out.print(f"[yellow]the search stored {_us(s['stored_latency_s'])} µs: mapping.json was edited[/yellow]")
     if not s["feasible"]:
         out.print(f"[red]infeasible:[/red] {s['reason']}")
+    if s["pareto"]:
+        out.print(pareto_line(s["pareto"]["points"], s["pareto"]["file"]), markup=False, soft_wrap=True)
 
     busiest = s["imbalance"]["busiest_core"]
     cores = Table(title="Per core", title_justify="left")

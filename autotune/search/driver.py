@@ -10,7 +10,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,15 @@ def run_search(
     """
     t0 = time.monotonic()
     _check_request(req)
+    run_dir = runstore.run_dir(req.run, req.root)
+    _check_run_folder(run_dir)
+    if req.resume and req.storage is None:
+        req = replace(req, storage=_recorded_storage(run_dir))
+        if req.storage is None and not (run_dir / JOURNAL_NAME).exists():
+            raise UserError(
+                f"--resume: {run_dir} has no study journal and no run.json naming its storage; if its study is in a "
+                "database or another journal, pass that --storage, else drop --resume to start the run"
+            )
     quiet_optuna()
     problem = Problem(
         profile=str(Path(req.profile).resolve()),
@@ -149,9 +158,6 @@ def run_search(
     )
     ctx, space = problem.build()
     _check_capacity(ctx)
-    run_dir = runstore.run_dir(req.run, req.root)
-    if req.resume and req.storage is None and not (run_dir / JOURNAL_NAME).exists():
-        raise UserError(f"--resume: {run_dir} has no study to resume; drop --resume to start one")
     _check_same_inputs(run_dir, problem, ctx, req.storage)
     study = _open_study(req, run_dir, make_sampler(space, req.seed, req.n_trials))
     study_name = study.study_name
@@ -212,9 +218,29 @@ def _check_request(req: SearchRequest) -> None:
     if req.n_trials is None and req.timeout_s is None:
         raise UserError("give --n-trials or --timeout (or both), or the search never ends")
     bad = [o for o in req.objectives if o not in ("latency", "memory")]
-    if bad or not req.objectives or req.objectives[0] != "latency":
-        raise UserError(f"--objectives {','.join(req.objectives)}: use 'latency' or 'latency,memory'")
+    twice = sorted({o for o in req.objectives if req.objectives.count(o) > 1})
+    if bad or twice or not req.objectives or req.objectives[0] != "latency":
+        why = f"{', '.join(repr(o) for o in twice)} given twice; " if twice else ""
+        raise UserError(f"--objectives {','.join(req.objectives)}: {why}use 'latency' or 'latency,memory'")
     check_storage(req.storage)
+
+
+def _check_run_folder(run_dir: Path) -> None:
+    """Refuse a run folder that cannot be one (a file, or under a file) before any work."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--run {run_dir.name}: {run_dir} is a file, not a run folder; choose another --run")
+    if not run_dir.exists():
+        atomic.check_parent(run_dir, "--runs-dir")
+
+
+def _recorded_storage(run_dir: Path) -> str | None:
+    """The storage a run's run.json records when it is not the run's own journal (`--resume` reads it from there)."""
+    meta = run_dir / "run.json"
+    doc = runstore.read_json(meta) if meta.is_file() else {}
+    was = doc.get("storage") if isinstance(doc, dict) else None
+    if not isinstance(was, str) or same_storage(was, None, run_dir):
+        return None
+    return was
 
 
 def plan_workers(workers: int, n_trials: int | None) -> int:
@@ -499,12 +525,7 @@ def _finish(
     hw_path = Path(problem.hardware)
     out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, profile_hash(ctx.profile))
 
-    pareto: list[dict[str, Any]] = []
-    if problem.two_objectives:
-        for t in sorted(study.best_trials, key=lambda t: t.values[0]):
-            pareto.append(
-                {"trial": t.number, "latency_s": t.values[0], "memory_bytes": t.values[1], "params": t.params}
-            )
+    pareto = pareto_points(study.best_trials) if problem.two_objectives else []
     n_trials = _n_completed(study)
     outcome = SearchOutcome(
         run_dir=run_dir,
@@ -537,7 +558,9 @@ def _finish(
     }
     atomic.write_json(run_dir / "baselines.json", base_doc)
     if pareto:
-        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": pareto})
+        trials = {t.number: t for t in study.best_trials}
+        points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
+        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": points})
     ok = {t.number for t in feasible}
     history = sorted(
         (t.number, t.values[0], t.number in ok) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -565,6 +588,7 @@ def _finish(
         "best_params": best_trial.params if best_trial is not None else None,
         "best_latency_s": best.latency_s,
         "lower_bound_s": lb,
+        "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
         "versions": runstore.versions(),
         "hardware_figures": hardware_to_dict(ctx.hw),
         "python": sys.version.split()[0],
@@ -573,9 +597,34 @@ def _finish(
     return outcome
 
 
-def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:
-    from dataclasses import replace
+def pareto_points(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
+    """The Pareto set as pareto.json lists it, by latency: one entry per distinct (latency, memory) point, from the
+    lowest-numbered trial that reached it; the other trials at the same point are listed in its `same_as`."""
+    points: dict[tuple[float, ...], dict[str, Any]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        key = tuple(t.values)
+        if key in points:
+            points[key]["same_as"].append(t.number)
+        else:
+            points[key] = {
+                "trial": t.number,
+                "latency_s": t.values[0],
+                "memory_bytes": t.values[1],
+                "params": t.params,
+                "same_as": [],
+            }
+    return [points[k] for k in sorted(points)]
 
+
+def _point_mapping(trial: optuna.trial.FrozenTrial, ctx: ModelContext, space: SearchSpace, run: str) -> dict:
+    """A Pareto point's mapping as pareto.json stores it (with its placement), for `export RUN --trial N`."""
+    mapping = apply_overrides(space.suggest(optuna.trial.FixedTrial(trial.params)), trial.user_attrs.get(TABLES_ATTR))
+    pred = predict(ctx.profile, ctx.hw, mapping, ctx.batch_size, ctx=ctx)
+    name = f"{run}-trial{trial.number}"
+    return _stamp(pred.mapping, ctx, name, pred.latency_s, profile_hash(ctx.profile)).to_dict()
+
+
+def _stamp(m: Mapping, ctx: ModelContext, run: str, latency: float, content_hash: str) -> Mapping:
     return replace(
         m,
         name=run,

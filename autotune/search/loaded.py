@@ -58,11 +58,13 @@ def load_run(
     root: Path = runstore.DEFAULT_ROOT,
     profile: Path | None = None,
     hardware: str | None = None,
+    trial: int | None = None,
 ) -> LoadedRun:
     """Load run `run` (a name under `root` or a run directory) and re-evaluate its mapping.
 
     `profile` / `hardware` replace the paths recorded in run.json (for a run whose inputs moved); the
-    files must still be the ones the search used (same sha256), else `UserError`.
+    files must still be the ones the search used (same sha256), else `UserError`. `trial` loads that Pareto
+    point's mapping (pareto.json) instead of the best one.
     """
     d = runstore.resolve_existing(run, Path(root))
     doc = runstore.read_json(d / "run.json")
@@ -76,7 +78,12 @@ def load_run(
         raise UserError(f"{d / 'run.json'}: field 'batch_size' must be a positive integer, got {batch!r}")
 
     mpath = d / "mapping.json"
-    raw = runstore.read_json(mpath)
+    stored = doc.get("best_latency_s")
+    if trial is None:
+        raw = runstore.read_json(mpath)
+    else:
+        raw, stored = _pareto_point(d, trial)
+        mpath = d / "pareto.json"
     if not isinstance(raw, dict):
         raise UserError(f"{mpath}: a mapping must be a JSON object with 'version' and 'tables'")
     mapping = parse_mapping(raw, where=str(mpath))
@@ -92,7 +99,6 @@ def load_run(
             "restore the file from the search or rerun `autotune search`"
         )
     pred = predict(prof, hw, mapping, batch)
-    stored = doc.get("best_latency_s")
     stored_f = float(stored) if isinstance(stored, int | float) and not isinstance(stored, bool) else None
     out_mapping = replace(
         pred.mapping,
@@ -121,6 +127,26 @@ def load_run(
             soft_wrap=True,
         )
     return loaded
+
+
+def _pareto_point(d: Path, trial: int) -> tuple[Any, Any]:
+    """Trial `trial`'s mapping and latency from the run's pareto.json (the trial, or one listed in `same_as`)."""
+    path = d / "pareto.json"
+    if not path.is_file():
+        raise UserError(
+            f"--trial {trial}: run {d.name} has no pareto.json (only a search with --objectives latency,memory "
+            "writes one); drop --trial to export the best mapping"
+        )
+    doc = runstore.read_json(path)
+    points = doc.get("trials") if isinstance(doc, dict) else None
+    points = [p for p in points if isinstance(p, dict)] if isinstance(points, list) else []
+    for p in points:
+        if trial == p.get("trial") or trial in (p.get("same_as") or []):
+            if "mapping" not in p:
+                raise UserError(f"{path}: trial {trial} has no 'mapping' (an older run); rerun `autotune search`")
+            return p["mapping"], p.get("latency_s")
+    listed = ", ".join(str(p.get("trial")) for p in points)
+    raise UserError(f"--trial {trial}: not a Pareto point of run {d.name}; {path} lists trials {listed}")
 
 
 def _load_profile(d: Path, rec: dict[str, Any], override: Path | None) -> WorkloadProfile:

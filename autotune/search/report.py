@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from autotune import atomic
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import Prediction
-from autotune.search.summary import SLOWEST_TASK_NOTE
+from autotune.search.summary import SLOWEST_TASK_NOTE, pareto_line
 
 if TYPE_CHECKING:
     from autotune.search.driver import SearchOutcome
@@ -113,6 +113,10 @@ def write_report(
         else "- lower bound: n/a",
         f"- bound by: {best.breakdown.get('bound')}; core imbalance (busiest / mean) "
         f"{best.breakdown.get('imbalance', 1.0):.2f}",
+    ]
+    if outcome.pareto:
+        lines.append(f"- {pareto_line(len(outcome.pareto), 'pareto.json')}")
+    lines += [
         "",
         "## Baselines (same model)",
         "",

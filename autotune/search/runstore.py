@@ -2,8 +2,9 @@
 
 Files: `study.journal` (the Optuna study, unless `--storage` put it elsewhere), `run.json` (inputs with
 their hashes, hardware figures, versions, seed, command line), `mapping.json` (the best mapping),
-`baselines.json`, `pareto.json` (two objectives), `report.md` and its PNG plots. Each file is written
-atomically; `run.json` is written last, so a run without it is incomplete (interrupted) and can be resumed.
+`baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG
+plots. Each file is written atomically; `run.json` is written last, so a run without it is incomplete
+(interrupted) and can be resumed.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
         return d
     if p.is_file():
         raise UserError(f"{run}: a file, not a run; pass the run's directory (the folder holding run.json)")
+    if d == p and not p.exists() and _NAME.match(p.name) and _is_run_dir(root / p.name):
+        named = root / p.name  # `./NAME` typed for the run NAME under root: say so, as its name would
+        if (named / "run.json").is_file():
+            raise UserError(f"{run}: no such folder; the run {p.name} is in {named}: pass {p.name} or {named}")
+        d = named
     if d.is_dir() and (d / JOURNAL_NAME).is_file():
         raise UserError(
             f"{d}: an interrupted search (a study but no run.json yet); finish it with "
@@ -66,6 +72,24 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
     known = sorted(q.parent.name for q in root.glob("*/run.json")) if root.exists() else []
     hint = f"; completed runs under {root}/: {', '.join(known)}" if known else ""
     raise UserError(f"{d}: no completed run here (run.json missing); start one with `autotune search`{hint}")
+
+
+def recorded_inputs(d: Path) -> tuple[Path | None, str | None]:
+    """The workload profile and hardware profile a run's run.json records (None for what it does not): what
+    `search --resume` uses when --profile or --hw is left out. The hardware is its file when that still exists,
+    else its bundled name."""
+    meta = d / "run.json"
+    doc = read_json(meta) if meta.is_file() else {}
+    inputs = doc.get("inputs") if isinstance(doc, dict) and isinstance(doc.get("inputs"), dict) else {}
+    prof, hw = inputs.get("profile") or {}, inputs.get("hardware") or {}
+    path = prof.get("path") if isinstance(prof, dict) else None
+    hw_path = hw.get("path") if isinstance(hw, dict) else None
+    hw_name = hw.get("name") if isinstance(hw, dict) else None
+    if isinstance(hw_path, str) and Path(hw_path).is_file():
+        spec = hw_path
+    else:
+        spec = hw_name if isinstance(hw_name, str) else None
+    return (Path(path) if isinstance(path, str) else None), spec
 
 
 def sha256_file(path: Path) -> str:

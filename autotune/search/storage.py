@@ -10,6 +10,7 @@ automatically.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import time
@@ -57,10 +58,40 @@ def same_storage(recorded: str, requested: str | None, run_dir: Path) -> bool:
     return requested is None and Path(recorded).name == JOURNAL_NAME and Path(recorded).parent.name == run_dir.name
 
 
+def is_journal(path: Path) -> bool:
+    """Whether the file at `path` is an Optuna journal: empty (a fresh one), or lines of JSON operations whose
+    first is an object with an "op_code" (enough to tell a journal from a profile or a log)."""
+    try:
+        if path.stat().st_size == 0:
+            return True
+        with open(path, "rb") as fh:
+            op = json.loads(fh.readline(1 << 20))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(op, dict) and "op_code" in op
+
+
+def check_journal(path: Path, option: str) -> None:
+    """Refuse a journal path that is a folder, lies under a file, or is an existing file that is not a journal:
+    Optuna would fail on it with a traceback (or append to it)."""
+    from autotune.atomic import check_parent
+
+    remedy = f"give {option} a new file name or the journal of the study to join"
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder, not a journal file; {remedy} (e.g. {path / JOURNAL_NAME})")
+    if path.exists() and not is_journal(path):
+        raise UserError(f"{option} {path}: exists and is not an Optuna journal file; {remedy}")
+    if not path.exists():
+        check_parent(path, option)
+
+
 def check_storage(url: str | None) -> None:
-    """Refuse a URL whose scheme no Optuna storage speaks, before anything is created (else it would become a
-    journal file named after the URL)."""
-    if url is None or not is_url(url):
+    """Refuse a URL whose scheme no Optuna storage speaks (else it would become a journal file named after the
+    URL), and a journal path that cannot be one, before anything is created."""
+    if url is None:
+        return
+    if not is_url(url):
+        check_journal(Path(url), "--storage")
         return
     scheme = url.split("://", 1)[0]
     if scheme.split("+", 1)[0].lower() not in _DB_SCHEMES:
@@ -76,6 +107,7 @@ def open_storage(url: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
     check_storage(url)
     if url is None or not is_url(url):
         path = Path(url) if url else run_dir / JOURNAL_NAME
+        check_journal(path, "--storage" if url else "the run's journal")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))

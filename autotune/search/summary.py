@@ -19,6 +19,14 @@ SLOWEST_TASK_NOTE = (
 )
 
 
+def pareto_line(points: int, where: str) -> str:
+    """The line report.md and `show` print for a two-objective run."""
+    return (
+        f"Pareto set (latency, memory): {points} distinct point{'s' if points != 1 else ''} in {where}; "
+        "the mapping here is the lowest-latency one"
+    )
+
+
 def imbalance(per_core: Sequence[CoreLoad]) -> dict[str, Any]:
     """Load imbalance of the cores.
 
@@ -124,4 +132,13 @@ def run_summary(run: LoadedRun) -> dict[str, Any]:
         "imbalance": imbalance(pred.per_core),
         "per_core": per_core,
         "tables": tables,
+        "pareto": _pareto(run),
     }
+
+
+def _pareto(run: LoadedRun) -> dict[str, Any] | None:
+    """The run's Pareto set as run.json records it (two objectives only): how many points, and which file."""
+    rec = run.doc.get("pareto")
+    if not isinstance(rec, dict) or not isinstance(rec.get("points"), int) or not isinstance(rec.get("file"), str):
+        return None
+    return {"points": rec["points"], "file": str(run.path / rec["file"])}

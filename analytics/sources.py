@@ -1,13 +1,13 @@
 """Which files a LOGS argument names, and what each one is (container, compression, layout).
 
-A LOGS argument is a file, a folder (every log file inside, recursively: `*.csv`, `*.tsv`, `*.txt`,
-`*.log`, `*.parquet`, `*.pq`, any of the text ones with `.gz`, and files without an extension such as
-Criteo's `day_0`; hidden files, `_SUCCESS`-style markers, empty files, documentation and build files
-(README.txt, LICENSE, Makefile) and profile directories written by `analyze` (a profile.json beside
-counts.parquet) are skipped) or a glob (`logs/*.tsv.gz`, `**` allowed; its matches are filtered the same
-way). Compression is read from the magic bytes, not the name. A file named on the command line that is
-plainly not a log (JSON, TOML, YAML, Markdown, an image, a profile's own counts.parquet) is refused with
-what it is.
+A LOGS argument is a file, a folder (every log file inside, recursively: `*.csv`, `*.tsv`, `*.txt`, `*.log`,
+`*.parquet`, `*.pq`, any of the text ones with `.gz`, and files without an extension such as Criteo's `day_0`;
+hidden files, `_SUCCESS`-style markers, empty files, documentation and build files (README.txt, LICENSE,
+Makefile) and profile directories written by `analyze` (a profile.json beside counts.parquet) are skipped) or
+a glob (`logs/*.tsv.gz`, `**` allowed; its matches are filtered the same way, except that any suffix is taken
+that is not plainly a non-log, as when a file is named). Compression is read from the magic bytes, not the
+name. A file named on the command line that is plainly not a log (JSON, TOML, YAML, Markdown, an image, a
+profile's own counts.parquet) is refused with what it is.
 
 Format detection (`--format auto`), from the first line of the first file:
 Parquet by its magic bytes; `long` when the header is exactly query_id, table, id; `criteo` when the
@@ -83,7 +83,8 @@ def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
             matched = sorted(Path(f) for f in glob.glob(str(arg), recursive=True) if Path(f).is_file())
             # a broad pattern (`logs/*`, `logs/**`) meets the non-logs a folder scan meets: the same are left out
             root = _glob_root(str(arg))
-            found = [f for f in matched if _is_log_name(f, root) and not _in_profile(f, root) and not _is_empty(f)]
+            found = [f for f in matched if _is_log_name(f, root, typed=True) and not _in_profile(f, root)]
+            found = [f for f in found if not _is_empty(f)]
             if not found:
                 only = " (it matches only files that are not logs)" if matched else ""
                 raise UserError(f"{arg}: no log file matches this pattern{only}")
@@ -102,12 +103,18 @@ def expand(paths: list[str | Path]) -> tuple[LogFile, ...]:
     return tuple(out)
 
 
-def _is_log_name(f: Path, root: Path) -> bool:
+def _is_log_name(f: Path, root: Path, typed: bool = False) -> bool:
+    """Whether a file found under `root` is taken as a log. A folder scan takes the log suffixes only; a glob the
+    user typed (`logs/*.dat`) takes any suffix but the plainly-not-log ones. Both skip hidden files, `_SUCCESS`
+    style markers and documentation or build files."""
     rel = f.relative_to(root).parts
     if any(part.startswith((".", "_")) for part in rel):
         return False
     name = Path(f.name[:-3] if f.name.endswith(".gz") else f.name)
-    return name.suffix.lower() in LOG_SUFFIXES and name.stem.lower() not in NOT_LOG_STEMS
+    if name.stem.lower() in NOT_LOG_STEMS:
+        return False
+    suffix = name.suffix.lower()
+    return suffix not in NOT_LOG_SUFFIXES if typed else suffix in LOG_SUFFIXES
 
 
 def _glob_root(pattern: str) -> Path:

@@ -203,3 +203,7 @@ def test_scans_and_globs_leave_out_build_files_markers_specs_and_empty_parts(tmp
         got = _analyze([arg, "--tables", "user,item"], tmp_path / "p")
         assert got["rows_read"] == 2 and [t["accesses"] for t in got["tables"]] == [2, 2], arg
     _fails([str(logs / "*.toml")], tmp_path / "q", "no log file matches", "only files that are not logs")
+    # a glob the user typed takes any suffix that is not plainly a non-log, as naming the file would
+    (logs / "part" / "part-0002.dat").write_text("user,item\nu3,c\n")
+    got = _analyze([str(logs / "part" / "*.dat"), "--tables", "user,item"], tmp_path / "r")
+    assert got["rows_read"] == 1

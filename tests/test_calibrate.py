@@ -248,3 +248,28 @@ def test_a_bad_user_folder_is_named_by_its_variable(tmp_path: Path, monkeypatch)
         f"error: $AUTOTUNE_HW_DIR {blocker / 'hw' / 'cpu.toml'}: cannot create its folder, {blocker} is a file; "
         "choose another $AUTOTUNE_HW_DIR\n"
     )
+
+
+def test_out_refuses_a_run_folder_and_files_that_are_not_profiles(tmp_path: Path, monkeypatch) -> None:
+    # checked before measuring: `measure` must never run
+    import autotune.calibrate as calibrate_mod
+
+    def no_measuring(**_kw):
+        raise AssertionError("measured before refusing the output")
+
+    monkeypatch.setattr(calibrate_mod, "measure", no_measuring)
+    run = tmp_path / "runs" / "r"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "mapping.json").write_text("{}")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("keep me\n")
+    cases = [
+        (run / "run.json", "inside the run"),
+        (run / "cpu.toml", "inside the run"),
+        (notes, "is not a hardware profile"),
+    ]
+    for out, message in cases:
+        res = runner.invoke(app, ["calibrate", "--quick", "--out", str(out)])
+        assert res.exit_code == 2 and message in res.stderr and res.stderr.count("\n") == 1, res.stderr
+    assert notes.read_text() == "keep me\n" and (run / "run.json").read_text() == "{}"

@@ -1,4 +1,4 @@
-"""Ctrl-C in synth, calibrate and replay: one line saying what was kept, exit 130, nothing half-written."""
+"""Ctrl-C in synth, analyze, calibrate and replay: one line saying what was kept, exit 130, nothing half-written."""
 
 from __future__ import annotations
 
@@ -26,6 +26,22 @@ def test_synth_interrupted_writes_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     assert res.exit_code == 130
     assert res.stderr.splitlines()[-1] == f"interrupted; nothing was written ({out} is as it was)"
     assert "Traceback" not in res.stderr and list(tmp_path.iterdir()) == []  # no folder, no temporary
+
+
+def test_analyze_interrupted_keeps_the_previous_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import analytics.profile_io as profile_io
+
+    log = tmp_path / "q.csv"
+    log.write_text("user,item\nu1,a\nu2,b\n")
+    out = tmp_path / "p"
+    assert runner.invoke(app, ["analyze", str(log), "--out", str(out)]).exit_code == 0
+    before = (out / "profile.json").read_bytes()
+    monkeypatch.setattr(profile_io, "write_json", _ctrl_c)  # Ctrl-C while the new profile is being written
+    res = runner.invoke(app, ["analyze", str(log), "--out", str(out)])
+    assert res.exit_code == 130
+    assert res.stderr.splitlines()[-1] == f"interrupted; nothing was written ({out} is as it was)"
+    assert "Traceback" not in res.stderr and (out / "profile.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "q.csv"]  # no temporary or scratch folder left
 
 
 def test_calibrate_interrupted_keeps_the_profile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

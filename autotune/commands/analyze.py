@@ -11,6 +11,7 @@ import typer
 
 from autotune import console
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import reports_interrupt
 
 # One BLAS thread (unless the user set it): analyze's only BLAS calls are a few small products and fits per
 # table, and OpenBLAS's thread pool, started when numpy is first imported (below, in `analyze_command`),
@@ -94,9 +95,11 @@ def analyze_command(
 
     _check_name(name)
     # before the logs are read: a folder that is not a previous profile is refused at once, not after the analysis
-    check_output_dir(Path(out) if out is not None else DEFAULT_OUT_ROOT / (name or default_name(logs)), PROFILE_OUTPUT)
+    target = Path(out) if out is not None else DEFAULT_OUT_ROOT / (name or default_name(logs))
+    check_output_dir(target, PROFILE_OUTPUT)
     gc.enable()  # start-up is over: `autotune.cli.main` turns the collector off until here (see FAST_EXIT)
-    with console.status("analysing logs") as update:
+    interrupted = reports_interrupt(lambda: f"nothing was written ({target} is as it was)")
+    with interrupted, console.status("analysing logs") as update:
         result = analyze(
             logs,
             fmt=fmt,

@@ -7,8 +7,37 @@ from pathlib import Path
 import typer
 
 from autotune.console import emit_json, err
-from autotune.errors import handle_errors
+from autotune.errors import UserError, handle_errors
 from autotune.interrupt import reports_interrupt
+
+
+def _check_replaceable(target: Path, option: str) -> None:
+    """Before minutes of measuring: the profile never goes inside a run or profile folder, and replaces only a
+    hardware profile (one that no longer loads included: a profile older than the format is rewritten here)."""
+    import tomllib
+
+    from autotune.atomic import owner_of
+    from autotune.outputs import OWNED_FOLDERS
+
+    found = owner_of(target, OWNED_FOLDERS)
+    if found is not None:
+        folder, owner = found
+        raise UserError(
+            f"{option} {target}: inside {owner.what} {folder} (written by `autotune {owner.command}`, its files belong "
+            f"to it); choose another {option} outside {folder}"
+        )
+    if not target.exists():
+        return
+    try:
+        doc = tomllib.loads(target.read_text(encoding="utf-8"))
+        ours = isinstance(doc.get("name"), str) and isinstance(doc.get("family"), str)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        ours = False
+    if not ours:
+        raise UserError(
+            f"{option} {target}: the file exists and is not a hardware profile (no TOML `name` and `family`); "
+            f"choose another {option} or remove the file"
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -55,6 +84,7 @@ def register(app: typer.Typer) -> None:
         # before minutes of measuring, not after; name where the path came from
         option = "--out" if out is not None or not os.environ.get(USER_DIR_ENV, "").strip() else f"${USER_DIR_ENV}"
         check_output_file(target, option, "cpu.toml")
+        _check_replaceable(target, option)
 
         warning = busy_warning(os.getloadavg()[0], len(os.sched_getaffinity(0)))
         if warning:

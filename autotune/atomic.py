@@ -50,10 +50,19 @@ class OutputKind:
         return False
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: The process umask, read once at import: reading it means setting it, and a umask of 0 for even a moment would
+#: give files that another thread (the counts writer, Optuna's storage) creates then world-writable permissions.
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    return _UMASK
 
 
 def check_parent(path: Path, option: str) -> None:
@@ -189,8 +198,8 @@ def check_output_dir(path: Path, kind: OutputKind) -> None:
         )
     if path.is_symlink():
         raise UserError(f"{path} is a symbolic link, not a previous `autotune {kind.command}` output; {remedy}")
+    check_parent(path, kind.option)  # also for an existing folder: the new one is built beside it
     if not path.exists():
-        check_parent(path, kind.option)
         return
     if not path.is_dir():
         raise UserError(f"{path} exists and is a file, not a previous `autotune {kind.command}` output; {remedy}")
@@ -248,8 +257,13 @@ def atomic_dir(path: Path, kind: OutputKind) -> Iterator[Path]:
     """
     path = Path(path)
     check_output_dir(path, kind)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise UserError(
+            f"{kind.option} {path}: cannot create a folder beside it ({exc.strerror}); choose another {kind.option}"
+        ) from None
     try:
         tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700 directories
         yield tmp

@@ -273,3 +273,19 @@ def test_an_output_file_that_is_a_folder_or_under_a_file_is_refused_before_any_w
         _one_line_error(res, f"error: {message}")
         assert res.exit_code == 2
     assert list(folder.iterdir()) == [] and afile.read_text() == "keep"
+
+
+def test_a_folder_that_cannot_be_made_beside_the_output_is_one_line(tmp_path, monkeypatch):
+    import tempfile
+
+    out = tmp_path / "out"
+    out.mkdir()  # an existing empty folder: replaceable, but its new contents are built beside it
+
+    def denied(*_args, **_kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)
+    refused = pytest.raises(UserError, match=r"--out .*out: cannot create a folder beside it \(Permission denied\)")
+    with refused, atomic_dir(out, KIND):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -49,13 +49,14 @@ def test_calibrate_interrupted_keeps_the_profile(tmp_path: Path, monkeypatch: py
 
     hw_dir = tmp_path / "hw"
     hw_dir.mkdir()
-    (hw_dir / "cpu.toml").write_text("# the profile written before\n")
+    before = '# the profile written before\nname = "cpu"\nfamily = "cpu"\n'
+    (hw_dir / "cpu.toml").write_text(before)
     monkeypatch.setenv("AUTOTUNE_HW_DIR", str(hw_dir))
     monkeypatch.setattr(cal, "measure", _ctrl_c)
     res = runner.invoke(app, ["calibrate", "--quick"])
     assert res.exit_code == 130
     assert res.stderr.splitlines()[-1] == f"interrupted; nothing was written ({hw_dir / 'cpu.toml'} is as it was)"
-    assert (hw_dir / "cpu.toml").read_text() == "# the profile written before\n"
+    assert (hw_dir / "cpu.toml").read_text() == before
     assert sorted(p.name for p in hw_dir.iterdir()) == ["cpu.toml"]  # nothing kept in previous/ either
 
 

@@ -227,3 +227,12 @@ def test_resume_of_a_folder_without_a_study_points_at_storage(tmp_path: Path, pr
     (tmp_path / "runs" / "r4").mkdir(parents=True)  # what a database run interrupted before run.json leaves
     res = search(profile, tmp_path / "runs", "--run", "r4", "--resume", "--n-trials", "1")
     one_line_error(res, "--resume", "pass that --storage", "drop --resume")
+
+
+def test_search_counts_the_cpus_it_may_run_on(monkeypatch) -> None:
+    """A container or `taskset` gives the process fewer CPUs than the machine has: the warning counts those."""
+    from autotune.commands import search as search_cmd
+
+    monkeypatch.setattr(search_cmd.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(search_cmd.os, "cpu_count", lambda: 64)
+    assert search_cmd._usable_cpus() == 2

@@ -117,41 +117,63 @@ def _spy_polish(monkeypatch) -> list[tuple[str, float]]:
     return calls
 
 
-def test_the_polish_gets_what_is_left_of_the_timeout(tmp_path: Path, profile: Path, monkeypatch) -> None:
-    calls = _spy_polish(monkeypatch)
-    req = SearchRequest(profile=profile, hardware=HW, batch_size=512, run="p", n_trials=3, root=tmp_path)
-    run_search(req)  # no --timeout: the phases' own budgets
-    # one descent per distinct start, sharing POLISH_BUDGET_S; then the table descent's own budget
-    assert calls[0] == ("polish", pytest.approx(driver.POLISH_BUDGET_S, abs=1.0))
-    assert calls[-1] == ("tables", driver.TABLE_POLISH_BUDGET_S)
-    calls.clear()
-    run_search(SearchRequest(**{**req.__dict__, "run": "p5", "timeout_s": 5.0}))
-    assert calls[0][0] == "polish" and calls[-1][0] == "tables"
-    assert all(0 < budget < 5.0 for _, budget in calls)
+class FakeClock:
+    """The clock the driver reads (`time.monotonic`): it stands still except when a trial advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
 
 
-def test_a_timeout_spent_by_the_trials_leaves_no_polish(tmp_path: Path, profile: Path, monkeypatch) -> None:
-    import time
-
-    calls = _spy_polish(monkeypatch)
+def _fake_clock(monkeypatch, per_trial_s: float) -> FakeClock:
+    """Give the driver a fake clock that advances `per_trial_s` per trial the objective scores."""
+    clock = FakeClock()
+    monkeypatch.setattr(driver, "time", clock)
     make = driver.make_objective
 
-    def slow_objective(problem, ctx, space):  # each trial takes 1.6 s: two of them outlast --timeout 3
+    def ticking_objective(problem, ctx, space):
         inner = make(problem, ctx, space)
 
         def objective(trial):
-            time.sleep(1.6)
+            clock.now += per_trial_s
             return inner(trial)
 
         return objective
 
-    monkeypatch.setattr(driver, "make_objective", slow_objective)
+    monkeypatch.setattr(driver, "make_objective", ticking_objective)
+    return clock
+
+
+def test_the_polish_gets_what_is_left_of_the_timeout(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    calls = _spy_polish(monkeypatch)
+    _fake_clock(monkeypatch, per_trial_s=100.0)  # Optuna's own clock gets the whole --timeout: it never stops first
+    req = SearchRequest(profile=profile, hardware=HW, batch_size=512, run="p", n_trials=3, root=tmp_path)
+    run_search(req)  # no --timeout: the phases' own budgets
+    # one descent per distinct start, sharing POLISH_BUDGET_S (the spy takes no time); then the table descent's own
+    assert calls[0] == ("polish", driver.POLISH_BUDGET_S)
+    assert calls[-1] == ("tables", driver.TABLE_POLISH_BUDGET_S)
+    assert all(b == driver.POLISH_BUDGET_S for k, b in calls if k == "polish")
+    calls.clear()
+    run_search(SearchRequest(**{**req.__dict__, "run": "p5", "timeout_s": 310.0}))
+    # 3 trials took 300 s of the 310: both phases get the 10 s left
+    assert calls[0][0] == "polish" and calls[-1][0] == "tables"
+    assert all(budget == 10.0 for _, budget in calls), calls
+
+
+def test_a_timeout_spent_by_the_trials_leaves_no_polish(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    calls = _spy_polish(monkeypatch)
+    _fake_clock(monkeypatch, per_trial_s=160.0)  # 3 trials take 480 s: they outlast --timeout 300
     out = run_search(
         SearchRequest(
-            profile=profile, hardware=HW, batch_size=512, run="late", n_trials=50, timeout_s=3.0, root=tmp_path
+            profile=profile, hardware=HW, batch_size=512, run="late", n_trials=3, timeout_s=300.0, root=tmp_path
         )
     )
-    assert 1 <= out.n_trials < 50
+    assert out.n_trials == 3
     assert calls == []
 
 
@@ -249,3 +271,31 @@ def test_the_summary_says_how_much_faster_the_tuned_mapping_is(tmp_path: Path, p
     report = (tmp_path / "w" / "report.md").read_text()
     assert "| slowest task / latency |" in report and "share of latency" not in report
     assert "does not sum to 100%" in report
+
+
+def test_the_pareto_front_is_read_once_while_a_shared_study_grows(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    """Another machine's trial can push a point off the front between two reads; the run must use one front."""
+    front = optuna.Study.best_trials
+    reads = []
+
+    def shrinking(study):
+        reads.append(1)
+        got = front.fget(study)
+        return got if len(reads) == 1 else sorted(got, key=lambda t: t.number)[1:]  # a later read lost a point
+
+    monkeypatch.setattr(optuna.Study, "best_trials", property(shrinking))
+    out = run_search(
+        SearchRequest(
+            profile=profile,
+            hardware=HW,
+            batch_size=512,
+            run="front",
+            n_trials=6,
+            objectives=("latency", "memory"),
+            polish=False,
+            root=tmp_path,
+        )
+    )
+    doc = json.loads((tmp_path / "front" / "pareto.json").read_text())
+    assert [p["trial"] for p in doc["trials"]] == [p["trial"] for p in out.pareto]
+    assert len(reads) == 1

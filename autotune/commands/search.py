@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autotune.console import emit_json, err, ticker
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import INTERRUPTED_EXIT
 from autotune.search import runstore
 from autotune.search.runstore import DEFAULT_ROOT
 
@@ -101,7 +102,7 @@ def search(
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")
     objs = tuple(o.strip() for o in objectives.split(",") if o.strip())
     name = run or _default_run_name(profile, hw)
-    cpus = os.cpu_count() or 1
+    cpus = _usable_cpus()
     n_workers = plan_workers(workers, n_trials)
     if n_workers > cpus:
         err.print(
@@ -174,10 +175,10 @@ def search(
             markup=False,
             soft_wrap=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     except KeyboardInterrupt:  # before the trials began (loading the inputs, opening the study)
         err.print("interrupted before any trial ran; nothing was stored", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
         if started:
             bar.stop()
@@ -198,6 +199,13 @@ def search(
         how = "as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:6.2f}x faster than"
         err.print(f"  tuned {how} {n} ({v * 1e6:,.2f} µs)")
     err.print(f"see {outcome.run_dir / 'report.md'}; `autotune show {outcome.run_dir}`")
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container or `taskset` limits them), as calibrate and replay count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _default_run_name(profile: Path, hw: str) -> str:

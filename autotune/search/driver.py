@@ -525,7 +525,8 @@ def _finish(
     hw_path = Path(problem.hardware)
     out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, profile_hash(ctx.profile))
 
-    pareto = pareto_points(study.best_trials) if problem.two_objectives else []
+    front = study.best_trials if problem.two_objectives else []  # read once: a shared study may still grow
+    pareto = pareto_points(front)
     n_trials = _n_completed(study)
     outcome = SearchOutcome(
         run_dir=run_dir,
@@ -558,7 +559,7 @@ def _finish(
     }
     atomic.write_json(run_dir / "baselines.json", base_doc)
     if pareto:
-        trials = {t.number: t for t in study.best_trials}
+        trials = {t.number: t for t in front}
         points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
         atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": points})
     ok = {t.number for t in feasible}

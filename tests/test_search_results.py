@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.hwload import load_hardware
+from autotune.interrupt import INTERRUPTED_EXIT
 from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict
@@ -225,8 +226,9 @@ def test_ctrl_c_stores_the_trials_done_and_says_how_to_resume(tmp_path: Path, pr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert lines == [
         f"interrupted after 4 trials; the best so far is stored in {tmp_path / 'kill1'}; continue with "
-        f"`autotune search --run kill1 --runs-dir {tmp_path} --resume` and the same --hw and --profile"
+        f"`autotune search --run kill1 --runs-dir {tmp_path} --resume`"  # run.json records the rest
     ]
+    assert res.exit_code == INTERRUPTED_EXIT
     ts = trials(tmp_path / "kill1")
     assert sum(t.state == TrialState.COMPLETE for t in ts) == 4
     meta = json.loads((tmp_path / "kill1" / "run.json").read_text())
@@ -250,6 +252,49 @@ def test_ctrl_c_before_a_trial_completed_stores_nothing(tmp_path: Path, profile:
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("interrupted after 0 trials; continue with `autotune search")
     assert not (tmp_path / "kill0" / "run.json").exists()
+
+
+def _hint(stderr: str) -> list[str]:
+    """The arguments of the `continue with `...`` command a Ctrl-C line prints (without `autotune`)."""
+    import shlex
+
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("interrupted after"))
+    return shlex.split(line.split("continue with `")[1].rstrip("`"))[1:]
+
+
+def test_the_resume_hint_of_a_run_interrupted_before_run_json_works_and_keeps_its_inputs(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    _interrupt_after(monkeypatch, 0)
+    args = ["--run", "k2", "--n-trials", "20", "--batch-size", "256", "--heavy", "3", "--objectives", "latency,memory"]
+    res = search(profile, tmp_path, *args)
+    assert not (tmp_path / "k2" / "run.json").exists()  # nothing completed: only the study holds the inputs
+    hint = _hint(res.stderr)
+    assert hint == ["search", "--run", "k2", "--runs-dir", str(tmp_path), "--resume"]
+    monkeypatch.undo()
+    for bad, why in (
+        (["--heavy", "6"], "searched with --heavy 3, not 6"),
+        (["--batch-size", "512"], "searched at batch size 256, not 512"),
+    ):
+        res = runner.invoke(app, [*hint, *bad, "--n-trials", "1"])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and why in lines[0], lines
+    res = runner.invoke(app, [*hint, "--n-trials", "2", "--no-polish", "--json"])  # the hint as printed
+    assert res.exit_code == 0, res.stderr
+    meta = json.loads((tmp_path / "k2" / "run.json").read_text())
+    assert (meta["batch_size"], meta["heavy"], meta["objectives"]) == (256, 3, ["latency", "memory"])
+    assert meta["n_trials"] == 2
+
+
+def test_resume_with_another_heavy_is_one_line(tmp_path: Path, profile: Path) -> None:
+    assert search(profile, tmp_path, "--run", "h", "--n-trials", "2", "--no-polish", "--heavy", "3").exit_code == 0
+    assert json.loads((tmp_path / "h" / "run.json").read_text())["heavy"] == 3
+    res = search(profile, tmp_path, "--run", "h", "--resume", "--n-trials", "1", "--heavy", "6")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code != 0 and "Traceback" not in res.stderr and len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: run h was searched with --heavy 3, not 6")
+    res = runner.invoke(app, ["search", "--run", "h", "--runs-dir", str(tmp_path), "--resume", "--n-trials", "1"])
+    assert res.exit_code == 0, res.stderr  # --heavy (and the rest) default to what run.json records
 
 
 def test_the_summary_says_how_much_faster_the_tuned_mapping_is(tmp_path: Path, profile: Path) -> None:

@@ -195,17 +195,23 @@ def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProf
         raise UserError(f"{d / 'run.json'}: no 'inputs.hardware'; pass --hw with the searched hardware profile")
     hw = load_hardware(spec)
     want = rec.get("sha256")
-    if isinstance(want, str) and hw.path is not None and runstore.sha256_file(hw.path) != want:
-        from autotune.hwkeep import find_kept
-
-        kept = find_kept(hw.path, want)  # `autotune calibrate` keeps the profile it overwrites
-        remedy = (
-            f"pass --hw {kept} (the original, kept by `autotune calibrate`)"
-            if kept
-            else "pass --hw with the original file"
-        )
-        raise UserError(
-            f"{hw.path}: hardware profile {hw.name!r} changed since run {d.name} was searched (sha256 differs "
-            f"from run.json inputs.hardware.sha256); {remedy} or rerun `autotune search`"
-        )
+    if isinstance(want, str) and hw.path is not None:
+        check_hw_file(hw.path, hw.name, want, d.name)
     return hw
+
+
+def check_hw_file(path: Path, name: str, want: str, run: str, otherwise: str = "rerun `autotune search`") -> None:
+    """Refuse a hardware profile file whose sha256 is not the one run `run` recorded (its trials were scored with
+    the recorded figures), naming the original when `autotune calibrate` kept it."""
+    if runstore.sha256_file(path) == want:
+        return
+    from autotune.hwkeep import find_kept
+
+    kept = find_kept(path, want)  # `autotune calibrate` keeps the profile it overwrites
+    remedy = (
+        f"pass --hw {kept} (the original, kept by `autotune calibrate`)" if kept else "pass --hw with the original file"
+    )
+    raise UserError(
+        f"{path}: hardware profile {name!r} changed since run {run} was searched (sha256 differs "
+        f"from run.json inputs.hardware.sha256); {remedy} or {otherwise}"
+    )

@@ -344,3 +344,56 @@ def test_the_pareto_front_is_read_once_while_a_shared_study_grows(tmp_path: Path
     doc = json.loads((tmp_path / "front" / "pareto.json").read_text())
     assert [p["trial"] for p in doc["trials"]] == [p["trial"] for p in out.pareto]
     assert len(reads) == 1
+
+
+def _interrupt_the_report(monkeypatch) -> None:
+    """Ctrl-C while `_finish` writes report.md and its plots (the slowest part of storing a run)."""
+    from autotune.search import report
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", interrupted)
+
+
+def test_ctrl_c_while_the_run_is_written_counts_the_trials_and_leaves_no_partial_run(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    _interrupt_the_report(monkeypatch)
+    res = search(profile, tmp_path, "--run", "f", "--n-trials", "3", "--no-polish")
+    assert res.exit_code == INTERRUPTED_EXIT
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"interrupted after 3 trials; continue with `autotune search --run f --runs-dir {tmp_path} --resume`"
+    ]
+    left = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert left == [".workers", "study.journal"]  # the study and its worker registry: no mapping.json, no run.json
+    monkeypatch.undo()
+    res = search(profile, tmp_path, "--run", "f", "--resume", "--n-trials", "2", "--no-polish", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["n_trials"] == 5
+
+
+def test_ctrl_c_while_a_resumed_run_is_written_keeps_its_files_in_step(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    assert search(profile, tmp_path, "--run", "g", "--n-trials", "3", "--no-polish").exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir() if p.suffix in (".json", ".md", ".png")}
+    _interrupt_the_report(monkeypatch)
+    res = search(profile, tmp_path, "--run", "g", "--resume", "--n-trials", "2", "--no-polish")
+    assert res.exit_code == INTERRUPTED_EXIT and res.stderr.startswith("interrupted after 2 trials;"), res.stderr
+    after = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir() if p.suffix in (".json", ".md", ".png")}
+    assert after == before
+    assert not list((tmp_path / "g").glob(".*.tmp"))
+
+
+def test_ctrl_c_is_held_back_while_the_run_files_are_moved_in() -> None:
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(KeyboardInterrupt), driver._sigint_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("moved")  # still runs: the interrupt comes after the block
+    assert done == ["moved"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

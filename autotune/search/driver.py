@@ -3,13 +3,17 @@ then store the best mapping and the evidence under `runs/<run>/`."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -201,17 +205,25 @@ def run_search(
         if req.polish:
             _polish(study, problem, ctx, space, registry, report, deadline)
     except KeyboardInterrupt:
-        completed = _n_completed(study) - before
         stored = False
-        if completed > 0:
+        if _n_completed(study) > before:
             try:
                 _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers, status="interrupted")
                 stored = True
-            except UserError:  # nothing feasible yet: nothing worth storing
+            except (UserError, KeyboardInterrupt):  # nothing feasible yet, or Ctrl-C again: the run is as it was
                 pass
-        recorded = stored or (run_dir / "run.json").is_file() or runstore.STUDY_ATTR in study.user_attrs
-        raise SearchInterrupted(run_dir, completed, stored, recorded) from None
-    return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
+        raise _interrupted(run_dir, study, before, stored) from None
+    try:
+        return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
+    except KeyboardInterrupt:  # while writing the run: `_finish` left the run directory as it was
+        raise _interrupted(run_dir, study, before, stored=False) from None
+
+
+def _interrupted(run_dir: Path, study: optuna.Study, before: int, stored: bool) -> SearchInterrupted:
+    """What Ctrl-C left: the trials this invocation completed, whether the run was stored, and whether run.json or
+    the study records the inputs (so that `--resume` alone continues it)."""
+    recorded = stored or (run_dir / "run.json").is_file() or runstore.STUDY_ATTR in study.user_attrs
+    return SearchInterrupted(run_dir, _n_completed(study) - before, stored, recorded)
 
 
 def _check_request(req: SearchRequest) -> None:
@@ -527,8 +539,6 @@ def _finish(
 ) -> SearchOutcome:
     """Store the run: the best of the completed trials and the feasible baselines (the baselines are enqueued as
     trials, but a short budget may end before they run), the comparison, the report, and run.json last."""
-    from autotune.search.report import write_report
-
     feasible = _feasible(study)
     base_preds = {n: predict(ctx.profile, ctx.hw, m, ctx.batch_size, ctx=ctx) for n, m in space.baselines.items()}
     baselines = {n: p.latency_s for n, p in base_preds.items() if p.feasible}
@@ -576,57 +586,97 @@ def _finish(
         best_from=best_from,
         n_waiting=len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))),
     )
-    atomic.write_json(run_dir / "mapping.json", out_mapping.to_dict())
-    base_doc = {
-        "batch_size": ctx.batch_size,
-        "hardware": ctx.hw.name,
-        "lower_bound_s": lb,
-        "best_latency_s": best.latency_s,
-        "baselines": [
-            {
-                "name": n,
-                "latency_s": p.latency_s,
-                "feasible": p.feasible,
-                "reason": p.reason,
-                "speedup": p.latency_s / best.latency_s if p.feasible else None,
-            }
-            for n, p in sorted(base_preds.items())
-        ],
-    }
-    atomic.write_json(run_dir / "baselines.json", base_doc)
-    if pareto:
-        trials = {t.number: t for t in front}
-        points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
-        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": points})
-    ok = {t.number for t in feasible}
-    history = sorted(
-        (t.number, t.values[0], t.number in ok) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    )
-    write_report(run_dir, outcome, base_preds, history, ctx)
-    run_doc = {
-        "run": run_dir.name,
-        "status": status,
-        "command": " ".join(req.argv) if req.argv else None,
-        **_inputs_record(req, problem, ctx),
-        "seed": req.seed,
-        "n_trials": n_trials,
-        "n_waiting": outcome.n_waiting,
-        "workers": workers,
-        "storage": outcome.storage,
-        "study_name": study.study_name,
-        "sampler": sampler_name,
-        "best_from": best_from,
-        "best_trial": best_trial.number if best_trial is not None else None,
-        "best_params": best_trial.params if best_trial is not None else None,
-        "best_latency_s": best.latency_s,
-        "lower_bound_s": lb,
-        "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
-        "versions": runstore.versions(),
-        "hardware_figures": hardware_to_dict(ctx.hw),
-        "python": sys.version.split()[0],
-    }
-    atomic.write_json(run_dir / "run.json", run_doc)
+    from autotune.search.report import write_report
+
+    stage = _staging(run_dir)  # every file is written there, then all are moved in (run.json last)
+    try:
+        atomic.write_json(stage / "mapping.json", out_mapping.to_dict())
+        base_doc = {
+            "batch_size": ctx.batch_size,
+            "hardware": ctx.hw.name,
+            "lower_bound_s": lb,
+            "best_latency_s": best.latency_s,
+            "baselines": [
+                {
+                    "name": n,
+                    "latency_s": p.latency_s,
+                    "feasible": p.feasible,
+                    "reason": p.reason,
+                    "speedup": p.latency_s / best.latency_s if p.feasible else None,
+                }
+                for n, p in sorted(base_preds.items())
+            ],
+        }
+        atomic.write_json(stage / "baselines.json", base_doc)
+        if pareto:
+            trials = {t.number: t for t in front}
+            points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
+            atomic.write_json(stage / "pareto.json", {"objectives": list(req.objectives), "trials": points})
+        ok = {t.number for t in feasible}
+        history = sorted(
+            (t.number, t.values[0], t.number in ok)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
+        write_report(stage, outcome, base_preds, history, ctx, name=run_dir.name)
+        run_doc = {
+            "run": run_dir.name,
+            "status": status,
+            "command": " ".join(req.argv) if req.argv else None,
+            **_inputs_record(req, problem, ctx),
+            "seed": req.seed,
+            "n_trials": n_trials,
+            "n_waiting": outcome.n_waiting,
+            "workers": workers,
+            "storage": outcome.storage,
+            "study_name": study.study_name,
+            "sampler": sampler_name,
+            "best_from": best_from,
+            "best_trial": best_trial.number if best_trial is not None else None,
+            "best_params": best_trial.params if best_trial is not None else None,
+            "best_latency_s": best.latency_s,
+            "lower_bound_s": lb,
+            "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
+            "versions": runstore.versions(),
+            "hardware_figures": hardware_to_dict(ctx.hw),
+            "python": sys.version.split()[0],
+        }
+        atomic.write_json(stage / "run.json", run_doc)
+        _publish(stage, run_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return outcome
+
+
+def _staging(run_dir: Path) -> Path:
+    """A fresh folder inside the run directory where `_finish` writes the run's files before `_publish`."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=".finish.", suffix=".tmp", dir=run_dir))
+
+
+def _publish(stage: Path, run_dir: Path) -> None:
+    """Move the staged files into the run directory, run.json last, with Ctrl-C held back until all are moved: a
+    run's run.json and mapping.json (and the rest) are always from the same `_finish`."""
+    names = [*sorted(p.name for p in stage.iterdir() if p.name != "run.json"), "run.json"]
+    with _sigint_deferred():
+        for name in names:
+            os.replace(stage / name, run_dir / name)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) while the block runs and deliver it after (main thread only; elsewhere as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[Any] = []
+    old = signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _inputs_record(req: SearchRequest, problem: Problem, ctx: ModelContext) -> dict[str, Any]:

@@ -397,3 +397,23 @@ def test_ctrl_c_is_held_back_while_the_run_files_are_moved_in() -> None:
         done.append("moved")  # still runs: the interrupt comes after the block
     assert done == ["moved"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_show_and_export_say_a_run_was_interrupted(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    _interrupt_after(monkeypatch, 4)
+    assert search(profile, tmp_path, "--run", "half", "--n-trials", "20").exit_code == INTERRUPTED_EXIT
+    monkeypatch.undo()
+    note = "interrupted run (4 trials completed)"
+    res = runner.invoke(app, ["show", "half", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.stderr
+    assert note in res.stdout
+    res = runner.invoke(app, ["show", "half", "--runs-dir", str(tmp_path), "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "interrupted" and doc["status_note"].startswith(note)
+    res = runner.invoke(app, ["export", "half", "--runs-dir", str(tmp_path), "--format", "json", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert f"note: {note}" in res.stderr and json.loads(res.stdout)["status"] == "interrupted"
+    done = search(profile, tmp_path, "--run", "whole", "--n-trials", "2", "--no-polish")
+    assert done.exit_code == 0
+    res = runner.invoke(app, ["show", "whole", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "interrupted" not in res.stdout

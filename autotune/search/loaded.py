@@ -47,6 +47,21 @@ class LoadedRun:
         return float(v) if isinstance(v, int | float) else None
 
     @property
+    def status(self) -> str | None:
+        """run.json `status`: "complete", or "interrupted" for a run Ctrl-C stopped (stored from its trials so far)."""
+        return runstore.parse_record(self.doc).status
+
+    @property
+    def status_note(self) -> str | None:
+        """The line `show` and `export` print for a run that is not complete, else None."""
+        if self.status != "interrupted":
+            return None
+        n = runstore.parse_record(self.doc).n_trials
+        done = f"{n} trials completed" if n is not None else "trials completed unknown"
+        run = self.name if self.path == runstore.DEFAULT_ROOT / self.name else str(self.path)
+        return f"interrupted run ({done}); continue it with `autotune search --run {run} --resume`"
+
+    @property
     def matches_stored(self) -> bool:
         """Whether re-evaluating the stored mapping gives the latency the search stored."""
         s = self.stored_latency_s

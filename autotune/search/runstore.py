@@ -3,8 +3,11 @@
 Files: `study.journal` (the Optuna study, unless `--storage` put it elsewhere), `run.json` (inputs with
 their hashes, hardware figures, versions, seed, command line), `mapping.json` (the best mapping),
 `baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG
-plots. Each file is written atomically; `run.json` is written last, so a run without it is incomplete
-(interrupted) and can be resumed.
+plots. `autotune search` writes them all into a staging folder and moves them in with `run.json` last, so
+the files of a run are always from one search. A run Ctrl-C stopped after some trials is stored all the same,
+with `status: "interrupted"` in run.json (`show` and `export` say so); a run without run.json is one stopped
+before it stored anything (its study may hold trials, and records its inputs in the `STUDY_ATTR` attribute).
+Both continue with `autotune search --resume`.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
         d = named
     if d.is_dir() and (d / JOURNAL_NAME).is_file():
         raise UserError(
-            f"{d}: an interrupted search (a study but no run.json yet); finish it with "
+            f"{d}: an interrupted search, stopped before it stored a run (a study but no run.json); finish it with "
             f"`autotune search --run {d.name} --resume` and the same --hw and --profile"
             + ("" if d == root / d.name and root == DEFAULT_ROOT else f" (and --runs-dir {d.parent})")
         )

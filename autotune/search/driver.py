@@ -492,7 +492,9 @@ def _check_same_inputs(
     if rec.hw_sha256 is not None:
         from autotune.search.loaded import check_hw_file
 
-        check_hw_file(Path(problem.hardware), ctx.hw.name, rec.hw_sha256, run_dir.name, otherwise=other)
+        check_hw_file(
+            Path(problem.hardware), ctx.hw.name, rec.hw_sha256, run_dir.name, otherwise=other, source=rec.source
+        )
     if rec.batch_size is not None and rec.batch_size != req.batch_size:
         raise UserError(
             f"{where} was searched at batch size {rec.batch_size}, not {req.batch_size}; pass --batch-size "

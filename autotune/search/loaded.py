@@ -215,7 +215,9 @@ def _load_hw(d: Path, rec: runstore.Recorded, override: str | None) -> HardwareP
     return hw
 
 
-def check_hw_file(path: Path, name: str, want: str, run: str, otherwise: str = "rerun `autotune search`") -> None:
+def check_hw_file(
+    path: Path, name: str, want: str, run: str, otherwise: str = "rerun `autotune search`", source: str = "run.json"
+) -> None:
     """Refuse a hardware profile file whose sha256 is not the one run `run` recorded (its trials were scored with
     the recorded figures), naming the original when `autotune calibrate` kept it."""
     if runstore.sha256_file(path) == want:
@@ -228,5 +230,5 @@ def check_hw_file(path: Path, name: str, want: str, run: str, otherwise: str = "
     )
     raise UserError(
         f"{path}: hardware profile {name!r} changed since run {run} was searched (sha256 differs "
-        f"from run.json inputs.hardware.sha256); {remedy} or {otherwise}"
+        f"from {source} inputs.hardware.sha256); {remedy} or {otherwise}"
     )

@@ -162,13 +162,6 @@ def recorded(d: Path) -> Recorded | None:
     return parse_record(read_json(meta)) if meta.is_file() else None
 
 
-def recorded_inputs(d: Path) -> tuple[Path | None, str | None]:
-    """The workload profile and hardware profile a run's run.json records (None for what it does not): what
-    `search --resume` uses when --profile or --hw is left out."""
-    rec = recorded(d) or Recorded()
-    return (Path(rec.profile_path) if rec.profile_path else None), rec.hw_spec
-
-
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -210,11 +210,15 @@ def run_search(
             try:
                 _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers, status="interrupted")
                 stored = True
+            except InterruptedAfterStoring:
+                stored = True
             except (UserError, KeyboardInterrupt):  # nothing feasible yet, or Ctrl-C again: the run is as it was
                 pass
         raise _interrupted(run_dir, study, before, stored) from None
     try:
         return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
+    except InterruptedAfterStoring:  # the run was stored whole, then Ctrl-C
+        raise _interrupted(run_dir, study, before, stored=True) from None
     except KeyboardInterrupt:  # while writing the run: `_finish` left the run directory as it was
         raise _interrupted(run_dir, study, before, stored=False) from None
 
@@ -678,7 +682,11 @@ def _sigint_deferred() -> Iterator[None]:
     finally:
         signal.signal(signal.SIGINT, old)
     if got:
-        raise KeyboardInterrupt
+        raise InterruptedAfterStoring
+
+
+class InterruptedAfterStoring(KeyboardInterrupt):
+    """Ctrl-C held back while the run's files were moved in: it comes once the run is stored."""
 
 
 def _inputs_record(req: SearchRequest, problem: Problem, ctx: ModelContext) -> dict[str, Any]:

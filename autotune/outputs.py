@@ -18,8 +18,9 @@ PROFILE_OUTPUT = OutputKind(
 )
 
 #: Folders whose files belong to the command that wrote them: no single-file output (`export --out`,
-#: `evaluate --write`) goes inside one. A search run is told by run.json, or by its journal while interrupted
-#: (autotune.search.runstore); a workload profile by profile.json beside counts.parquet.
+#: `evaluate --write`) goes inside one. A search run is told by run.json (complete or interrupted), or by its
+#: journal when it was stopped before it stored anything (autotune.search.runstore); a workload profile by
+#: profile.json beside counts.parquet.
 OWNED_FOLDERS = (
     OwnedFolder(what="the run", command="search", markers=("run.json",)),
     OwnedFolder(what="the interrupted run", command="search", markers=("study.journal",)),

@@ -131,7 +131,7 @@ def test_workers_are_capped_at_the_trials_and_a_warning_says_when_they_exceed_th
         started.append(workers)
 
     monkeypatch.setattr(driver, "_run_pool", fake_pool)
-    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)  # the CPUs it may run on
     res = search(profile, tmp_path / "runs", "--run", "w", "--workers", "64", "--n-trials", "3", "--no-polish")
     assert res.exit_code == 0, res.stderr
     assert started == [3]
@@ -140,7 +140,7 @@ def test_workers_are_capped_at_the_trials_and_a_warning_says_when_they_exceed_th
         "warning: 3 workers on 1 CPUs: they share the CPUs, so the search is no faster than with --workers 1"
     ]
     assert json.loads((tmp_path / "runs" / "w" / "run.json").read_text())["workers"] == 3
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     res = search(profile, tmp_path / "runs", "--run", "w2", "--workers", "3", "--n-trials", "8", "--no-polish")
     assert res.exit_code == 0, res.stderr
     assert started == [3, 3] and "warning" not in res.stderr
@@ -227,3 +227,40 @@ def test_resume_of_a_folder_without_a_study_points_at_storage(tmp_path: Path, pr
     (tmp_path / "runs" / "r4").mkdir(parents=True)  # what a database run interrupted before run.json leaves
     res = search(profile, tmp_path / "runs", "--run", "r4", "--resume", "--n-trials", "1")
     one_line_error(res, "--resume", "pass that --storage", "drop --resume")
+
+
+def test_search_counts_the_cpus_it_may_run_on(monkeypatch) -> None:
+    """A container or `taskset` gives the process fewer CPUs than the machine has: the warning counts those."""
+    from autotune.commands import search as search_cmd
+
+    monkeypatch.setattr(search_cmd.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(search_cmd.os, "cpu_count", lambda: 64)
+    assert search_cmd._usable_cpus() == 2
+
+
+def test_resume_refuses_a_hardware_file_whose_figures_changed(tmp_path: Path, profile: Path) -> None:
+    """Same chip name, other figures: the trials were scored with the recorded ones (run.json sha256)."""
+    import shutil
+
+    from autotune.hwkeep import keep_previous
+
+    chip = tmp_path / "hw" / "chip.toml"
+    chip.parent.mkdir()
+    shutil.copy(Path("hwprofiles/ascend910b.toml"), chip)
+    runs = tmp_path / "runs"
+    base = ["search", "--profile", str(profile), "--runs-dir", str(runs), "--run", "c", "--no-polish"]
+    assert runner.invoke(app, [*base, "--hw", str(chip), "--n-trials", "2"]).exit_code == 0
+    text = chip.read_text()
+    assert "launch_s = { value = 1.0e-5" in text
+    chip.write_text(text.replace("launch_s = { value = 1.0e-5", "launch_s = { value = 3.0e-5"))
+    res = runner.invoke(app, [*base, "--hw", str(chip), "--resume", "--n-trials", "1"])
+    one_line_error(res, f"{chip}: hardware profile", "sha256 differs", "pass --hw with the original file")
+    # what `autotune calibrate` does: keep the original in previous/ and write a new file: the line names the copy
+    new = chip.read_text()
+    chip.write_text(text)
+    kept = keep_previous(chip)
+    chip.write_text(new)
+    res = runner.invoke(app, ["search", "--run", "c", "--runs-dir", str(runs), "--resume", "--n-trials", "1"])
+    one_line_error(res, f"pass --hw {kept} (the original, kept by `autotune calibrate`)")
+    res = runner.invoke(app, [*base, "--hw", str(kept), "--resume", "--n-trials", "1", "--json"])
+    assert res.exit_code == 0, res.stderr

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from autotune.cli import app
 from autotune.hwload import load_hardware
+from autotune.interrupt import INTERRUPTED_EXIT
 from autotune.model.baselines import all_baselines
 from autotune.model.context import ModelContext
 from autotune.model.evaluate import predict
@@ -117,41 +118,63 @@ def _spy_polish(monkeypatch) -> list[tuple[str, float]]:
     return calls
 
 
-def test_the_polish_gets_what_is_left_of_the_timeout(tmp_path: Path, profile: Path, monkeypatch) -> None:
-    calls = _spy_polish(monkeypatch)
-    req = SearchRequest(profile=profile, hardware=HW, batch_size=512, run="p", n_trials=3, root=tmp_path)
-    run_search(req)  # no --timeout: the phases' own budgets
-    # one descent per distinct start, sharing POLISH_BUDGET_S; then the table descent's own budget
-    assert calls[0] == ("polish", pytest.approx(driver.POLISH_BUDGET_S, abs=1.0))
-    assert calls[-1] == ("tables", driver.TABLE_POLISH_BUDGET_S)
-    calls.clear()
-    run_search(SearchRequest(**{**req.__dict__, "run": "p5", "timeout_s": 5.0}))
-    assert calls[0][0] == "polish" and calls[-1][0] == "tables"
-    assert all(0 < budget < 5.0 for _, budget in calls)
+class FakeClock:
+    """The clock the driver reads (`time.monotonic`): it stands still except when a trial advances it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.now += s
 
 
-def test_a_timeout_spent_by_the_trials_leaves_no_polish(tmp_path: Path, profile: Path, monkeypatch) -> None:
-    import time
-
-    calls = _spy_polish(monkeypatch)
+def _fake_clock(monkeypatch, per_trial_s: float) -> FakeClock:
+    """Give the driver a fake clock that advances `per_trial_s` per trial the objective scores."""
+    clock = FakeClock()
+    monkeypatch.setattr(driver, "time", clock)
     make = driver.make_objective
 
-    def slow_objective(problem, ctx, space):  # each trial takes 1.6 s: two of them outlast --timeout 3
+    def ticking_objective(problem, ctx, space):
         inner = make(problem, ctx, space)
 
         def objective(trial):
-            time.sleep(1.6)
+            clock.now += per_trial_s
             return inner(trial)
 
         return objective
 
-    monkeypatch.setattr(driver, "make_objective", slow_objective)
+    monkeypatch.setattr(driver, "make_objective", ticking_objective)
+    return clock
+
+
+def test_the_polish_gets_what_is_left_of_the_timeout(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    calls = _spy_polish(monkeypatch)
+    _fake_clock(monkeypatch, per_trial_s=100.0)  # Optuna's own clock gets the whole --timeout: it never stops first
+    req = SearchRequest(profile=profile, hardware=HW, batch_size=512, run="p", n_trials=3, root=tmp_path)
+    run_search(req)  # no --timeout: the phases' own budgets
+    # one descent per distinct start, sharing POLISH_BUDGET_S (the spy takes no time); then the table descent's own
+    assert calls[0] == ("polish", driver.POLISH_BUDGET_S)
+    assert calls[-1] == ("tables", driver.TABLE_POLISH_BUDGET_S)
+    assert all(b == driver.POLISH_BUDGET_S for k, b in calls if k == "polish")
+    calls.clear()
+    run_search(SearchRequest(**{**req.__dict__, "run": "p5", "timeout_s": 310.0}))
+    # 3 trials took 300 s of the 310: both phases get the 10 s left
+    assert calls[0][0] == "polish" and calls[-1][0] == "tables"
+    assert all(budget == 10.0 for _, budget in calls), calls
+
+
+def test_a_timeout_spent_by_the_trials_leaves_no_polish(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    calls = _spy_polish(monkeypatch)
+    _fake_clock(monkeypatch, per_trial_s=160.0)  # 3 trials take 480 s: they outlast --timeout 300
     out = run_search(
         SearchRequest(
-            profile=profile, hardware=HW, batch_size=512, run="late", n_trials=50, timeout_s=3.0, root=tmp_path
+            profile=profile, hardware=HW, batch_size=512, run="late", n_trials=3, timeout_s=300.0, root=tmp_path
         )
     )
-    assert 1 <= out.n_trials < 50
+    assert out.n_trials == 3
     assert calls == []
 
 
@@ -203,8 +226,9 @@ def test_ctrl_c_stores_the_trials_done_and_says_how_to_resume(tmp_path: Path, pr
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert lines == [
         f"interrupted after 4 trials; the best so far is stored in {tmp_path / 'kill1'}; continue with "
-        f"`autotune search --run kill1 --runs-dir {tmp_path} --resume` and the same --hw and --profile"
+        f"`autotune search --run kill1 --runs-dir {tmp_path} --resume`"  # run.json records the rest
     ]
+    assert res.exit_code == INTERRUPTED_EXIT
     ts = trials(tmp_path / "kill1")
     assert sum(t.state == TrialState.COMPLETE for t in ts) == 4
     meta = json.loads((tmp_path / "kill1" / "run.json").read_text())
@@ -230,6 +254,49 @@ def test_ctrl_c_before_a_trial_completed_stores_nothing(tmp_path: Path, profile:
     assert not (tmp_path / "kill0" / "run.json").exists()
 
 
+def _hint(stderr: str) -> list[str]:
+    """The arguments of the `continue with `...`` command a Ctrl-C line prints (without `autotune`)."""
+    import shlex
+
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("interrupted after"))
+    return shlex.split(line.split("continue with `")[1].rstrip("`"))[1:]
+
+
+def test_the_resume_hint_of_a_run_interrupted_before_run_json_works_and_keeps_its_inputs(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    _interrupt_after(monkeypatch, 0)
+    args = ["--run", "k2", "--n-trials", "20", "--batch-size", "256", "--heavy", "3", "--objectives", "latency,memory"]
+    res = search(profile, tmp_path, *args)
+    assert not (tmp_path / "k2" / "run.json").exists()  # nothing completed: only the study holds the inputs
+    hint = _hint(res.stderr)
+    assert hint == ["search", "--run", "k2", "--runs-dir", str(tmp_path), "--resume"]
+    monkeypatch.undo()
+    for bad, why in (
+        (["--heavy", "6"], "searched with --heavy 3, not 6"),
+        (["--batch-size", "512"], "searched at batch size 256, not 512"),
+    ):
+        res = runner.invoke(app, [*hint, *bad, "--n-trials", "1"])
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert res.exit_code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and why in lines[0], lines
+    res = runner.invoke(app, [*hint, "--n-trials", "2", "--no-polish", "--json"])  # the hint as printed
+    assert res.exit_code == 0, res.stderr
+    meta = json.loads((tmp_path / "k2" / "run.json").read_text())
+    assert (meta["batch_size"], meta["heavy"], meta["objectives"]) == (256, 3, ["latency", "memory"])
+    assert meta["n_trials"] == 2
+
+
+def test_resume_with_another_heavy_is_one_line(tmp_path: Path, profile: Path) -> None:
+    assert search(profile, tmp_path, "--run", "h", "--n-trials", "2", "--no-polish", "--heavy", "3").exit_code == 0
+    assert json.loads((tmp_path / "h" / "run.json").read_text())["heavy"] == 3
+    res = search(profile, tmp_path, "--run", "h", "--resume", "--n-trials", "1", "--heavy", "6")
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code != 0 and "Traceback" not in res.stderr and len(lines) == 1, res.stderr
+    assert lines[0].startswith("error: run h was searched with --heavy 3, not 6")
+    res = runner.invoke(app, ["search", "--run", "h", "--runs-dir", str(tmp_path), "--resume", "--n-trials", "1"])
+    assert res.exit_code == 0, res.stderr  # --heavy (and the rest) default to what run.json records
+
+
 def test_the_summary_says_how_much_faster_the_tuned_mapping_is(tmp_path: Path, profile: Path) -> None:
     res = search(profile, tmp_path, "--run", "w", "--n-trials", "12")
     assert res.exit_code == 0, res.stderr
@@ -249,3 +316,104 @@ def test_the_summary_says_how_much_faster_the_tuned_mapping_is(tmp_path: Path, p
     report = (tmp_path / "w" / "report.md").read_text()
     assert "| slowest task / latency |" in report and "share of latency" not in report
     assert "does not sum to 100%" in report
+
+
+def test_the_pareto_front_is_read_once_while_a_shared_study_grows(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    """Another machine's trial can push a point off the front between two reads; the run must use one front."""
+    front = optuna.Study.best_trials
+    reads = []
+
+    def shrinking(study):
+        reads.append(1)
+        got = front.fget(study)
+        return got if len(reads) == 1 else sorted(got, key=lambda t: t.number)[1:]  # a later read lost a point
+
+    monkeypatch.setattr(optuna.Study, "best_trials", property(shrinking))
+    out = run_search(
+        SearchRequest(
+            profile=profile,
+            hardware=HW,
+            batch_size=512,
+            run="front",
+            n_trials=6,
+            objectives=("latency", "memory"),
+            polish=False,
+            root=tmp_path,
+        )
+    )
+    doc = json.loads((tmp_path / "front" / "pareto.json").read_text())
+    assert [p["trial"] for p in doc["trials"]] == [p["trial"] for p in out.pareto]
+    assert len(reads) == 1
+
+
+def _interrupt_the_report(monkeypatch) -> None:
+    """Ctrl-C while `_finish` writes report.md and its plots (the slowest part of storing a run)."""
+    from autotune.search import report
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "write_report", interrupted)
+
+
+def test_ctrl_c_while_the_run_is_written_counts_the_trials_and_leaves_no_partial_run(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    _interrupt_the_report(monkeypatch)
+    res = search(profile, tmp_path, "--run", "f", "--n-trials", "3", "--no-polish")
+    assert res.exit_code == INTERRUPTED_EXIT
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        f"interrupted after 3 trials; continue with `autotune search --run f --runs-dir {tmp_path} --resume`"
+    ]
+    left = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert left == [".workers", "study.journal"]  # the study and its worker registry: no mapping.json, no run.json
+    monkeypatch.undo()
+    res = search(profile, tmp_path, "--run", "f", "--resume", "--n-trials", "2", "--no-polish", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["n_trials"] == 5
+
+
+def test_ctrl_c_while_a_resumed_run_is_written_keeps_its_files_in_step(
+    tmp_path: Path, profile: Path, monkeypatch
+) -> None:
+    assert search(profile, tmp_path, "--run", "g", "--n-trials", "3", "--no-polish").exit_code == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir() if p.suffix in (".json", ".md", ".png")}
+    _interrupt_the_report(monkeypatch)
+    res = search(profile, tmp_path, "--run", "g", "--resume", "--n-trials", "2", "--no-polish")
+    assert res.exit_code == INTERRUPTED_EXIT and res.stderr.startswith("interrupted after 2 trials;"), res.stderr
+    after = {p.name: p.read_bytes() for p in (tmp_path / "g").iterdir() if p.suffix in (".json", ".md", ".png")}
+    assert after == before
+    assert not list((tmp_path / "g").glob(".*.tmp"))
+
+
+def test_ctrl_c_is_held_back_while_the_run_files_are_moved_in() -> None:
+    import os
+    import signal
+
+    done = []
+    with pytest.raises(driver.InterruptedAfterStoring), driver._sigint_deferred():
+        os.kill(os.getpid(), signal.SIGINT)
+        done.append("moved")  # still runs: the interrupt comes after the block
+    assert done == ["moved"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_show_and_export_say_a_run_was_interrupted(tmp_path: Path, profile: Path, monkeypatch) -> None:
+    _interrupt_after(monkeypatch, 4)
+    assert search(profile, tmp_path, "--run", "half", "--n-trials", "20").exit_code == INTERRUPTED_EXIT
+    monkeypatch.undo()
+    note = "interrupted run (4 trials completed)"
+    res = runner.invoke(app, ["show", "half", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0, res.stderr
+    assert note in res.stdout
+    res = runner.invoke(app, ["show", "half", "--runs-dir", str(tmp_path), "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["status"] == "interrupted" and doc["status_note"].startswith(note)
+    res = runner.invoke(app, ["export", "half", "--runs-dir", str(tmp_path), "--format", "json", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert f"note: {note}" in res.stderr and json.loads(res.stdout)["status"] == "interrupted"
+    done = search(profile, tmp_path, "--run", "whole", "--n-trials", "2", "--no-polish")
+    assert done.exit_code == 0
+    res = runner.invoke(app, ["show", "whole", "--runs-dir", str(tmp_path)])
+    assert res.exit_code == 0 and "interrupted" not in res.stdout

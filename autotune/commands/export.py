@@ -73,6 +73,8 @@ def export_command(
         atomic.check_output_json(out, output_kind(exporter, Path(run).name), OWNED_FOLDERS)
     loaded = load_run(run, runs_dir, profile=profile, hardware=hw, trial=trial)
     doc = render(exporter, loaded, ExportOptions(module=module))
+    if loaded.status_note:
+        err.print(f"note: {loaded.status_note}", markup=False, soft_wrap=True, highlight=False)
     for line in exporter.caveats(doc):
         err.print(f"note: {line}", markup=False, soft_wrap=True, highlight=False)
     if out is None:
@@ -111,6 +113,7 @@ def summary(exporter: Exporter, loaded: LoadedRun, out: Path | None, doc: dict[s
         "run_dir": str(loaded.path),
         "hardware": loaded.hw.name,
         "batch_size": loaded.batch_size,
+        "status": loaded.status,
         "tables": len(loaded.mapping.tables),
         "latency_s": loaded.prediction.latency_s,
         "stored_latency_s": loaded.stored_latency_s,

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autotune.console import emit_json, err, ticker
 from autotune.errors import UserError, handle_errors
+from autotune.interrupt import INTERRUPTED_EXIT
 from autotune.search import runstore
 from autotune.search.runstore import DEFAULT_ROOT
+
+if TYPE_CHECKING:
+    from autotune.search.driver import SearchRequest
+
+DEFAULT_BATCH = 512
+DEFAULT_HEAVY = 16
 
 
 @handle_errors
@@ -30,7 +39,9 @@ def search(
         help="Workload profile directory (from `autotune analyze`). Required, except with --resume of a run whose "
         "run.json records it.",
     ),
-    batch_size: int = typer.Option(512, "--batch-size", help="Queries per batch the mapping is tuned for."),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help=f"Queries per batch the mapping is tuned for [default: {DEFAULT_BATCH}]."
+    ),
     run: str | None = typer.Option(
         None,
         "--run",
@@ -53,18 +64,20 @@ def search(
     resume: bool = typer.Option(
         False,
         "--resume",
-        help="Continue an interrupted run (fails if there is none); --hw, --profile and --storage default to what "
-        "its run.json records.",
+        help="Continue an interrupted run (fails if there is none); --hw, --profile, --storage, --batch-size, "
+        "--heavy and --objectives default to what its run.json (or its study) records.",
     ),
-    objectives: str = typer.Option(
-        "latency",
+    objectives: str | None = typer.Option(
+        None,
         "--objectives",
-        help="'latency', or 'latency,memory' for a Pareto set with the on-chip bytes (the polish then improves its "
-        "lowest-latency end).",
+        help="'latency' (the default), or 'latency,memory' for a Pareto set with the on-chip bytes (the polish then "
+        "improves its lowest-latency end).",
     ),
     seed: int | None = typer.Option(0, "--seed", help="Sampler seed (worker i uses seed + 1000 i)."),
-    heavy: int = typer.Option(
-        16, "--heavy", help="Tables with their own knobs (the ones with the most work); 0 or more."
+    heavy: int | None = typer.Option(
+        None,
+        "--heavy",
+        help=f"Tables with their own knobs (the ones with the most work); 0 or more [default: {DEFAULT_HEAVY}].",
     ),
     polish_: bool = typer.Option(
         True, "--polish/--no-polish", help="After the trials, improve the best one parameter at a time."
@@ -79,7 +92,7 @@ def search(
     are assigned to cores to minimise the busiest one. Every baseline is tried first. The run directory holds
     run.json, mapping.json, baselines.json, report.md (with plots) and the Optuna study, which resumes.
     """
-    from autotune.search.driver import SearchInterrupted, SearchRequest, plan_workers, run_search
+    from autotune.search.driver import SearchInterrupted, SearchRequest, plan_workers, run_search, study_record
 
     if n_trials is not None and n_trials < 1:
         raise UserError(f"--n-trials must be >= 1, got {n_trials}")
@@ -89,11 +102,19 @@ def search(
         raise UserError("--run '': the run name is empty; give a name, or leave --run out for <profile>-<hw>")
     why = "a new search needs the hardware and the workload profile (only --resume of a run whose run.json records "
     why += "them can leave them out)"
-    if resume and run is not None and (hw is None or profile is None):
+    if resume and run is not None:
         d = runstore.run_dir(run, runs_dir)
-        was_profile, was_hw = runstore.recorded_inputs(d)
-        profile, hw = profile or was_profile, hw or was_hw
+        rec = runstore.recorded(d) or study_record(d, storage)
+        if rec is not None:
+            profile = profile or (Path(rec.profile_path) if rec.profile_path else None)
+            hw = hw or rec.hw_spec
+            batch_size = batch_size if batch_size is not None else rec.batch_size
+            heavy = heavy if heavy is not None else rec.heavy
+            objectives = objectives if objectives is not None else ",".join(rec.objectives or ()) or None
         why = f"{d} has no run.json recording them (an interrupted search); pass the ones it was started with"
+    batch_size = DEFAULT_BATCH if batch_size is None else batch_size
+    heavy = DEFAULT_HEAVY if heavy is None else heavy
+    objectives = "latency" if objectives is None else objectives
     if hw is None or profile is None:
         missing = " and ".join(f"'{o}'" for o, v in (("--hw", hw), ("--profile", profile)) if v is None)
         raise UserError(f"missing option {missing}: {why}")
@@ -101,7 +122,7 @@ def search(
         raise UserError(f"--profile {profile}: no such file or directory; create one with `autotune analyze`")
     objs = tuple(o.strip() for o in objectives.split(",") if o.strip())
     name = run or _default_run_name(profile, hw)
-    cpus = os.cpu_count() or 1
+    cpus = _usable_cpus()
     n_workers = plan_workers(workers, n_trials)
     if n_workers > cpus:
         err.print(
@@ -164,20 +185,16 @@ def search(
         if started:
             bar.stop()
             started = False
-        where = ("" if runs_dir == DEFAULT_ROOT else f" --runs-dir {runs_dir}") + (
-            f" --storage {storage}" if storage else ""
-        )
         kept = f"the best so far is stored in {stop.run_dir}; " if stop.stored else ""
         err.print(
-            f"interrupted after {stop.completed} trials; {kept}continue with "
-            f"`autotune search --run {name}{where} --resume` and the same --hw and --profile",
+            f"interrupted after {stop.completed} trials; {kept}continue with `{_resume_hint(req, stop.recorded)}`",
             markup=False,
             soft_wrap=True,
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     except KeyboardInterrupt:  # before the trials began (loading the inputs, opening the study)
         err.print("interrupted before any trial ran; nothing was stored", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(INTERRUPTED_EXIT) from None
     finally:
         if started:
             bar.stop()
@@ -198,6 +215,28 @@ def search(
         how = "as fast as" if f"{ratio:.2f}" == "1.00" else f"{ratio:6.2f}x faster than"
         err.print(f"  tuned {how} {n} ({v * 1e6:,.2f} µs)")
     err.print(f"see {outcome.run_dir / 'report.md'}; `autotune show {outcome.run_dir}`")
+
+
+def _resume_hint(req: SearchRequest, recorded: bool) -> str:
+    """The command that continues an interrupted run, from the values this one used: `--resume` reads the inputs
+    from run.json (or the study) when they are recorded, else they must be given again."""
+    args = ["autotune", "search", "--run", req.run]
+    if req.root != DEFAULT_ROOT:
+        args += ["--runs-dir", str(req.root)]
+    if req.storage:
+        args += ["--storage", req.storage]
+    args.append("--resume")
+    if not recorded:
+        args += ["--hw", req.hardware, "--profile", str(req.profile), "--batch-size", str(req.batch_size)]
+        args += ["--heavy", str(req.heavy), "--objectives", ",".join(req.objectives)]
+    return shlex.join(args)
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container or `taskset` limits them), as calibrate and replay count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 def _default_run_name(profile: Path, hw: str) -> str:

@@ -42,6 +42,8 @@ def print_summary(s: dict[str, Any]) -> None:
         f"[bold]run {s['run']}[/bold]: workload {s['profile']} on {s['hardware']} "
         f"({cores_label(s['cores'], s['core_type'])}), batch {s['batch_size']}"
     )
+    if s.get("status_note"):
+        out.print(s["status_note"], style="yellow", markup=False, soft_wrap=True)
     line = f"predicted latency [bold]{_us(lat)} µs[/bold] per batch, bound by {s['breakdown']['bound']}"
     if s["lower_bound_s"]:
         line += f"; lower bound {_us(s['lower_bound_s'])} µs"

@@ -3,13 +3,17 @@ then store the best mapping and the evidence under `runs/<run>/`."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -114,11 +118,12 @@ class SearchInterrupted(Exception):
     """Ctrl-C stopped the search. `completed`: trials this invocation completed; `stored`: the run directory was
     written from the trials completed so far (run.json, mapping.json, report), so no work is lost."""
 
-    def __init__(self, run_dir: Path, completed: int, stored: bool) -> None:
+    def __init__(self, run_dir: Path, completed: int, stored: bool, recorded: bool = False) -> None:
         super().__init__(f"interrupted after {completed} trials")
         self.run_dir = run_dir
         self.completed = completed
         self.stored = stored
+        self.recorded = recorded  # run.json or the study records the inputs: `--resume` alone continues it
 
 
 def make_sampler(space: SearchSpace, seed: int | None, n_trials: int | None) -> optuna.samplers.BaseSampler:
@@ -158,8 +163,15 @@ def run_search(
     )
     ctx, space = problem.build()
     _check_capacity(ctx)
-    _check_same_inputs(run_dir, problem, ctx, req.storage)
+    _check_same_storage(run_dir, req.storage)
+    ran = runstore.recorded(run_dir)
+    _check_same_inputs(run_dir, req, problem, ctx, ran)
     study = _open_study(req, run_dir, make_sampler(space, req.seed, req.n_trials))
+    attr = study.user_attrs.get(runstore.STUDY_ATTR)
+    if ran is None and isinstance(attr, dict):  # interrupted before run.json: the study recorded the inputs
+        _check_same_inputs(run_dir, req, problem, ctx, runstore.parse_record(attr, source="the study"))
+    elif attr is None and not study.get_trials(deepcopy=False):
+        study.set_user_attr(runstore.STUDY_ATTR, _inputs_record(req, problem, ctx))
     study_name = study.study_name
     registry = _registry(req.storage, run_dir)
     if isinstance(study._storage, optuna.storages.JournalStorage):  # databases have heartbeats for this
@@ -193,16 +205,29 @@ def run_search(
         if req.polish:
             _polish(study, problem, ctx, space, registry, report, deadline)
     except KeyboardInterrupt:
-        completed = _n_completed(study) - before
         stored = False
-        if completed > 0:
+        if _n_completed(study) > before:
             try:
                 _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers, status="interrupted")
                 stored = True
-            except UserError:  # nothing feasible yet: nothing worth storing
+            except InterruptedAfterStoring:
+                stored = True
+            except (UserError, KeyboardInterrupt):  # nothing feasible yet, or Ctrl-C again: the run is as it was
                 pass
-        raise SearchInterrupted(run_dir, completed, stored) from None
-    return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
+        raise _interrupted(run_dir, study, before, stored) from None
+    try:
+        return _finish(req, problem, ctx, space, study, run_dir, sampler_name, workers)
+    except InterruptedAfterStoring:  # the run was stored whole, then Ctrl-C
+        raise _interrupted(run_dir, study, before, stored=True) from None
+    except KeyboardInterrupt:  # while writing the run: `_finish` left the run directory as it was
+        raise _interrupted(run_dir, study, before, stored=False) from None
+
+
+def _interrupted(run_dir: Path, study: optuna.Study, before: int, stored: bool) -> SearchInterrupted:
+    """What Ctrl-C left: the trials this invocation completed, whether the run was stored, and whether run.json or
+    the study records the inputs (so that `--resume` alone continues it)."""
+    recorded = stored or (run_dir / "run.json").is_file() or runstore.STUDY_ATTR in study.user_attrs
+    return SearchInterrupted(run_dir, _n_completed(study) - before, stored, recorded)
 
 
 def _check_request(req: SearchRequest) -> None:
@@ -235,12 +260,23 @@ def _check_run_folder(run_dir: Path) -> None:
 
 def _recorded_storage(run_dir: Path) -> str | None:
     """The storage a run's run.json records when it is not the run's own journal (`--resume` reads it from there)."""
-    meta = run_dir / "run.json"
-    doc = runstore.read_json(meta) if meta.is_file() else {}
-    was = doc.get("storage") if isinstance(doc, dict) else None
-    if not isinstance(was, str) or same_storage(was, None, run_dir):
+    was = (runstore.recorded(run_dir) or runstore.Recorded()).storage
+    if was is None or same_storage(was, None, run_dir):
         return None
     return was
+
+
+def study_record(run_dir: Path, storage: str | None) -> runstore.Recorded | None:
+    """What the study of a run without run.json recorded about its inputs when it was created (`STUDY_ATTR`), or
+    None when there is no such study (or it predates the attribute)."""
+    if storage is None and not (run_dir / JOURNAL_NAME).is_file():
+        return None
+    try:
+        study = optuna.load_study(study_name=run_dir.name, storage=open_storage(storage, run_dir))
+    except KeyError:  # no study of that name in the storage
+        return None
+    attr = study.user_attrs.get(runstore.STUDY_ATTR)
+    return runstore.parse_record(attr, source="the study") if isinstance(attr, dict) else None
 
 
 def plan_workers(workers: int, n_trials: int | None) -> int:
@@ -427,38 +463,59 @@ def _feasible(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return out
 
 
-def _check_same_inputs(run_dir: Path, problem: Problem, ctx: ModelContext, storage: str | None) -> None:
-    """A run continues only with the inputs it was started with (its trials were scored against them) and in
-    the storage it was started in (another one would hold another study, and its best would replace the run's)."""
-    meta, journal = run_dir / "run.json", run_dir / JOURNAL_NAME
-    doc = runstore.read_json(meta) if meta.exists() else {}
-    # an interrupted run has no run.json yet, but its trials may be in the run's own journal
-    was_storage = doc.get("storage") if meta.exists() else (str(journal) if journal.is_file() else None)
-    if isinstance(was_storage, str) and not same_storage(was_storage, storage, run_dir):
+def _check_same_storage(run_dir: Path, storage: str | None) -> None:
+    """A run continues only in the storage it was started in (another one would hold another study, and its best
+    would replace the run's)."""
+    rec, journal = runstore.recorded(run_dir), run_dir / JOURNAL_NAME
+    # an interrupted run may have no run.json yet, but its trials may be in the run's own journal
+    was_storage = rec.storage if rec is not None else (str(journal) if journal.is_file() else None)
+    if was_storage is not None and not same_storage(was_storage, storage, run_dir):
         fix = "drop --storage" if same_storage(was_storage, None, run_dir) else f"pass --storage {was_storage}"
         raise UserError(
             f"run {run_dir.name} keeps its study in {was_storage}, not {describe(storage, run_dir)}; {fix} to "
             "continue it, or use another --run for a new study"
         )
-    if not meta.exists():
-        return
-    inputs = doc.get("inputs", {})
+
+
+def _profile_file(problem: Problem) -> Path:
     profile = Path(problem.profile)
-    profile_file = profile / "profile.json" if profile.is_dir() else profile
-    was_hw = inputs.get("hardware", {}).get("name")
-    if was_hw and was_hw != ctx.hw.name:
-        raise UserError(f"run {run_dir.name} was searched for {was_hw}, not {ctx.hw.name}; use another --run")
-    if doc.get("batch_size") not in (None, ctx.batch_size):
-        raise UserError(
-            f"run {run_dir.name} was searched at batch size {doc['batch_size']}, not {ctx.batch_size}; "
-            "use another --run"
+    return profile / "profile.json" if profile.is_dir() else profile
+
+
+def _check_same_inputs(
+    run_dir: Path, req: SearchRequest, problem: Problem, ctx: ModelContext, rec: runstore.Recorded | None
+) -> None:
+    """A run continues only with the inputs it was started with: its trials were scored against them (and the
+    sampler's space depends on --heavy). `rec` is run.json's record, or the study's while there is no run.json."""
+    if rec is None:
+        return
+    where = f"run {run_dir.name}"
+    other = "use another --run"
+    if rec.hw_name is not None and rec.hw_name != ctx.hw.name:
+        raise UserError(f"{where} was searched for {rec.hw_name}, not {ctx.hw.name}; {other}")
+    if rec.hw_sha256 is not None:
+        from autotune.search.loaded import check_hw_file
+
+        check_hw_file(
+            Path(problem.hardware), ctx.hw.name, rec.hw_sha256, run_dir.name, otherwise=other, source=rec.source
         )
-    was = inputs.get("profile", {}).get("sha256")
-    if was and was != runstore.sha256_file(profile_file):
+    if rec.batch_size is not None and rec.batch_size != req.batch_size:
         raise UserError(
-            f"run {run_dir.name} was searched for another profile ({inputs['profile'].get('path')}); "
-            "use another --run for this one"
+            f"{where} was searched at batch size {rec.batch_size}, not {req.batch_size}; pass --batch-size "
+            f"{rec.batch_size} to continue it, or {other}"
         )
+    if rec.heavy is not None and rec.heavy != req.heavy:
+        raise UserError(
+            f"{where} was searched with --heavy {rec.heavy}, not {req.heavy} (its trials' parameters depend on it); "
+            f"pass --heavy {rec.heavy} to continue it, or {other}"
+        )
+    if rec.objectives is not None and tuple(rec.objectives) != tuple(req.objectives):
+        raise UserError(
+            f"{where} was searched with --objectives {','.join(rec.objectives)}, not {','.join(req.objectives)}; "
+            f"resume it with the same --objectives or {other}"
+        )
+    if rec.profile_sha256 is not None and rec.profile_sha256 != runstore.sha256_file(_profile_file(problem)):
+        raise UserError(f"{where} was searched for another profile ({rec.profile_path}); {other} for this one")
 
 
 def _check_capacity(ctx: ModelContext) -> None:
@@ -488,8 +545,6 @@ def _finish(
 ) -> SearchOutcome:
     """Store the run: the best of the completed trials and the feasible baselines (the baselines are enqueued as
     trials, but a short budget may end before they run), the comparison, the report, and run.json last."""
-    from autotune.search.report import write_report
-
     feasible = _feasible(study)
     base_preds = {n: predict(ctx.profile, ctx.hw, m, ctx.batch_size, ctx=ctx) for n, m in space.baselines.items()}
     baselines = {n: p.latency_s for n, p in base_preds.items() if p.feasible}
@@ -520,12 +575,10 @@ def _finish(
         best, best_trial, best_from = base_preds[top_base], None, f"baseline {top_base}"
     assert best is not None
     lb = lower_bound(ctx).latency_s
-    profile_path = Path(problem.profile)
-    profile_file = profile_path / "profile.json" if profile_path.is_dir() else profile_path
-    hw_path = Path(problem.hardware)
     out_mapping = _stamp(best.mapping, ctx, run_dir.name, best.latency_s, profile_hash(ctx.profile))
 
-    pareto = pareto_points(study.best_trials) if problem.two_objectives else []
+    front = study.best_trials if problem.two_objectives else []  # read once: a shared study may still grow
+    pareto = pareto_points(front)
     n_trials = _n_completed(study)
     outcome = SearchOutcome(
         run_dir=run_dir,
@@ -539,62 +592,107 @@ def _finish(
         best_from=best_from,
         n_waiting=len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,))),
     )
-    atomic.write_json(run_dir / "mapping.json", out_mapping.to_dict())
-    base_doc = {
-        "batch_size": ctx.batch_size,
-        "hardware": ctx.hw.name,
-        "lower_bound_s": lb,
-        "best_latency_s": best.latency_s,
-        "baselines": [
-            {
-                "name": n,
-                "latency_s": p.latency_s,
-                "feasible": p.feasible,
-                "reason": p.reason,
-                "speedup": p.latency_s / best.latency_s if p.feasible else None,
-            }
-            for n, p in sorted(base_preds.items())
-        ],
-    }
-    atomic.write_json(run_dir / "baselines.json", base_doc)
-    if pareto:
-        trials = {t.number: t for t in study.best_trials}
-        points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
-        atomic.write_json(run_dir / "pareto.json", {"objectives": list(req.objectives), "trials": points})
-    ok = {t.number for t in feasible}
-    history = sorted(
-        (t.number, t.values[0], t.number in ok) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    )
-    write_report(run_dir, outcome, base_preds, history, ctx)
-    run_doc = {
-        "run": run_dir.name,
-        "status": status,
-        "command": " ".join(req.argv) if req.argv else None,
-        "inputs": {
-            "profile": {"path": str(profile_file), "sha256": runstore.sha256_file(profile_file)},
-            "hardware": {"name": ctx.hw.name, "path": str(hw_path), "sha256": runstore.sha256_file(hw_path)},
-        },
-        "batch_size": ctx.batch_size,
-        "objectives": list(req.objectives),
-        "seed": req.seed,
-        "n_trials": n_trials,
-        "n_waiting": outcome.n_waiting,
-        "workers": workers,
-        "storage": outcome.storage,
-        "study_name": study.study_name,
-        "sampler": sampler_name,
-        "best_from": best_from,
-        "best_trial": best_trial.number if best_trial is not None else None,
-        "best_params": best_trial.params if best_trial is not None else None,
-        "best_latency_s": best.latency_s,
-        "lower_bound_s": lb,
-        "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
-        "versions": runstore.versions(),
-        "hardware_figures": hardware_to_dict(ctx.hw),
-        "python": sys.version.split()[0],
-    }
-    atomic.write_json(run_dir / "run.json", run_doc)
+    from autotune.search.report import write_report
+
+    stage = _staging(run_dir)  # every file is written there, then all are moved in (run.json last)
+    try:
+        atomic.write_json(stage / "mapping.json", out_mapping.to_dict())
+        base_doc = {
+            "batch_size": ctx.batch_size,
+            "hardware": ctx.hw.name,
+            "lower_bound_s": lb,
+            "best_latency_s": best.latency_s,
+            "baselines": [
+                {
+                    "name": n,
+                    "latency_s": p.latency_s,
+                    "feasible": p.feasible,
+                    "reason": p.reason,
+                    "speedup": p.latency_s / best.latency_s if p.feasible else None,
+                }
+                for n, p in sorted(base_preds.items())
+            ],
+        }
+        atomic.write_json(stage / "baselines.json", base_doc)
+        if pareto:
+            trials = {t.number: t for t in front}
+            points = [p | {"mapping": _point_mapping(trials[p["trial"]], ctx, space, run_dir.name)} for p in pareto]
+            atomic.write_json(stage / "pareto.json", {"objectives": list(req.objectives), "trials": points})
+        ok = {t.number for t in feasible}
+        history = sorted(
+            (t.number, t.values[0], t.number in ok)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        )
+        write_report(stage, outcome, base_preds, history, ctx, name=run_dir.name)
+        run_doc = {
+            "run": run_dir.name,
+            "status": status,
+            "command": " ".join(req.argv) if req.argv else None,
+            **_inputs_record(req, problem, ctx),
+            "seed": req.seed,
+            "n_trials": n_trials,
+            "n_waiting": outcome.n_waiting,
+            "workers": workers,
+            "storage": outcome.storage,
+            "study_name": study.study_name,
+            "sampler": sampler_name,
+            "best_from": best_from,
+            "best_trial": best_trial.number if best_trial is not None else None,
+            "best_params": best_trial.params if best_trial is not None else None,
+            "best_latency_s": best.latency_s,
+            "lower_bound_s": lb,
+            "pareto": {"points": len(pareto), "file": "pareto.json"} if pareto else None,
+            "versions": runstore.versions(),
+            "hardware_figures": hardware_to_dict(ctx.hw),
+            "python": sys.version.split()[0],
+        }
+        atomic.write_json(stage / "run.json", run_doc)
+        _publish(stage, run_dir)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return outcome
+
+
+def _staging(run_dir: Path) -> Path:
+    """A fresh folder inside the run directory where `_finish` writes the run's files before `_publish`."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=".finish.", suffix=".tmp", dir=run_dir))
+
+
+def _publish(stage: Path, run_dir: Path) -> None:
+    """Move the staged files into the run directory, run.json last, with Ctrl-C held back until all are moved: a
+    run's run.json and mapping.json (and the rest) are always from the same `_finish`."""
+    names = [*sorted(p.name for p in stage.iterdir() if p.name != "run.json"), "run.json"]
+    with _sigint_deferred():
+        for name in names:
+            os.replace(stage / name, run_dir / name)
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) while the block runs and deliver it after (main thread only; elsewhere as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[Any] = []
+    old = signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if got:
+        raise InterruptedAfterStoring
+
+
+class InterruptedAfterStoring(KeyboardInterrupt):
+    """Ctrl-C held back while the run's files were moved in: it comes once the run is stored."""
+
+
+def _inputs_record(req: SearchRequest, problem: Problem, ctx: ModelContext) -> dict[str, Any]:
+    return runstore.inputs_record(
+        _profile_file(problem), ctx.hw.name, Path(problem.hardware), ctx.batch_size, req.heavy, req.objectives
+    )
 
 
 def pareto_points(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:

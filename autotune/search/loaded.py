@@ -47,6 +47,21 @@ class LoadedRun:
         return float(v) if isinstance(v, int | float) else None
 
     @property
+    def status(self) -> str | None:
+        """run.json `status`: "complete", or "interrupted" for a run Ctrl-C stopped (stored from its trials so far)."""
+        return runstore.parse_record(self.doc).status
+
+    @property
+    def status_note(self) -> str | None:
+        """The line `show` and `export` print for a run that is not complete, else None."""
+        if self.status != "interrupted":
+            return None
+        n = runstore.parse_record(self.doc).n_trials
+        done = f"{n} trials completed" if n is not None else "trials completed unknown"
+        run = self.name if self.path == runstore.DEFAULT_ROOT / self.name else str(self.path)
+        return f"interrupted run ({done}); continue it with `autotune search --run {run} --resume`"
+
+    @property
     def matches_stored(self) -> bool:
         """Whether re-evaluating the stored mapping gives the latency the search stored."""
         s = self.stored_latency_s
@@ -70,9 +85,9 @@ def load_run(
     doc = runstore.read_json(d / "run.json")
     if not isinstance(doc, dict):
         raise UserError(f"{d / 'run.json'}: not a run record (a JSON object); rerun `autotune search`")
-    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
-    prof = _load_profile(d, inputs.get("profile") or {}, profile)
-    hw = _load_hw(d, inputs.get("hardware") or {}, hardware)
+    rec = runstore.parse_record(doc)
+    prof = _load_profile(d, rec, profile)
+    hw = _load_hw(d, rec, hardware)
     batch = doc.get("batch_size")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
         raise UserError(f"{d / 'run.json'}: field 'batch_size' must be a positive integer, got {batch!r}")
@@ -149,9 +164,9 @@ def _pareto_point(d: Path, trial: int) -> tuple[Any, Any]:
     raise UserError(f"--trial {trial}: not a Pareto point of run {d.name}; {path} lists trials {listed}")
 
 
-def _load_profile(d: Path, rec: dict[str, Any], override: Path | None) -> WorkloadProfile:
-    recorded = rec.get("path")
-    path = Path(override) if override is not None else (Path(recorded) if isinstance(recorded, str) else None)
+def _load_profile(d: Path, rec: runstore.Recorded, override: Path | None) -> WorkloadProfile:
+    recorded = rec.profile_path
+    path = Path(override) if override is not None else (Path(recorded) if recorded is not None else None)
     if path is None:
         raise UserError(f"{d / 'run.json'}: no 'inputs.profile.path'; pass --profile with the searched profile")
     f = path / "profile.json" if path.is_dir() else path
@@ -159,8 +174,8 @@ def _load_profile(d: Path, rec: dict[str, Any], override: Path | None) -> Worklo
         raise UserError(
             f"{f}: the workload profile of run {d.name} is gone; pass --profile with the profile the search used"
         )
-    want = rec.get("sha256")
-    if isinstance(want, str) and runstore.sha256_file(f) != want:
+    want = rec.profile_sha256
+    if want is not None and runstore.sha256_file(f) != want:
         raise UserError(
             f"{f}: this workload profile changed since run {d.name} was searched (sha256 differs from "
             "run.json inputs.profile.sha256); pass --profile with the original file or rerun `autotune search`"
@@ -177,9 +192,9 @@ def _known_name(name: str) -> bool:
     return True
 
 
-def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProfile:
-    recorded = rec.get("path")
-    name = rec.get("name")
+def _load_hw(d: Path, rec: runstore.Recorded, override: str | None) -> HardwareProfile:
+    recorded = rec.hw_path
+    name = rec.hw_name
     if override is not None:
         spec: str | Path = override
     elif isinstance(recorded, str) and Path(recorded).is_file():
@@ -194,18 +209,26 @@ def _load_hw(d: Path, rec: dict[str, Any], override: str | None) -> HardwareProf
     else:
         raise UserError(f"{d / 'run.json'}: no 'inputs.hardware'; pass --hw with the searched hardware profile")
     hw = load_hardware(spec)
-    want = rec.get("sha256")
-    if isinstance(want, str) and hw.path is not None and runstore.sha256_file(hw.path) != want:
-        from autotune.hwkeep import find_kept
-
-        kept = find_kept(hw.path, want)  # `autotune calibrate` keeps the profile it overwrites
-        remedy = (
-            f"pass --hw {kept} (the original, kept by `autotune calibrate`)"
-            if kept
-            else "pass --hw with the original file"
-        )
-        raise UserError(
-            f"{hw.path}: hardware profile {hw.name!r} changed since run {d.name} was searched (sha256 differs "
-            f"from run.json inputs.hardware.sha256); {remedy} or rerun `autotune search`"
-        )
+    want = rec.hw_sha256
+    if want is not None and hw.path is not None:
+        check_hw_file(hw.path, hw.name, want, d.name)
     return hw
+
+
+def check_hw_file(
+    path: Path, name: str, want: str, run: str, otherwise: str = "rerun `autotune search`", source: str = "run.json"
+) -> None:
+    """Refuse a hardware profile file whose sha256 is not the one run `run` recorded (its trials were scored with
+    the recorded figures), naming the original when `autotune calibrate` kept it."""
+    if runstore.sha256_file(path) == want:
+        return
+    from autotune.hwkeep import find_kept
+
+    kept = find_kept(path, want)  # `autotune calibrate` keeps the profile it overwrites
+    remedy = (
+        f"pass --hw {kept} (the original, kept by `autotune calibrate`)" if kept else "pass --hw with the original file"
+    )
+    raise UserError(
+        f"{path}: hardware profile {name!r} changed since run {run} was searched (sha256 differs "
+        f"from {source} inputs.hardware.sha256); {remedy} or {otherwise}"
+    )

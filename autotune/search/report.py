@@ -96,12 +96,15 @@ def write_report(
     base_preds: dict[str, Prediction],
     history: list[tuple[int, float, bool]],
     ctx: ModelContext,
+    name: str | None = None,
 ) -> None:
+    """Write report.md and its plots into `run_dir` (a staging folder: `name` is then the run's name)."""
+    name = name or run_dir.name
     best = outcome.best
     plot_history(run_dir / "history.png", history)
     plot_cores(run_dir / "cores.png", best, base_preds.get(DEFAULT))
     lines = [
-        f"# autotune run `{run_dir.name}`",
+        f"# autotune run `{name}`",
         "",
         f"Workload `{ctx.profile.name}` ({len(ctx.tables)} tables) on `{ctx.hw.name}` "
         f"({ctx.n_cores} look-up cores), batch {ctx.batch_size}; {outcome.n_trials} trials completed "
@@ -148,8 +151,8 @@ def write_report(
         "",
         f"*{SLOWEST_TASK_NOTE}.*",
         "",
-        "`autotune show " + run_dir.name + "` prints the per-core and per-table tables; "
-        "`autotune export " + run_dir.name + " --format torchrec` writes a TorchRec-style plan.",
+        "`autotune show " + name + "` prints the per-core and per-table tables; "
+        "`autotune export " + name + " --format torchrec` writes a TorchRec-style plan.",
         "",
     ]
     atomic.write_text(run_dir / "report.md", "\n".join(lines))

@@ -3,8 +3,11 @@
 Files: `study.journal` (the Optuna study, unless `--storage` put it elsewhere), `run.json` (inputs with
 their hashes, hardware figures, versions, seed, command line), `mapping.json` (the best mapping),
 `baselines.json`, `pareto.json` (two objectives: one entry per distinct point), `report.md` and its PNG
-plots. Each file is written atomically; `run.json` is written last, so a run without it is incomplete
-(interrupted) and can be resumed.
+plots. `autotune search` writes them all into a staging folder and moves them in with `run.json` last, so
+the files of a run are always from one search. A run Ctrl-C stopped after some trials is stored all the same,
+with `status: "interrupted"` in run.json (`show` and `export` say so); a run without run.json is one stopped
+before it stored anything (its study may hold trials, and records its inputs in the `STUDY_ATTR` attribute).
+Both continue with `autotune search --resume`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -65,7 +69,7 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
         d = named
     if d.is_dir() and (d / JOURNAL_NAME).is_file():
         raise UserError(
-            f"{d}: an interrupted search (a study but no run.json yet); finish it with "
+            f"{d}: an interrupted search, stopped before it stored a run (a study but no run.json); finish it with "
             f"`autotune search --run {d.name} --resume` and the same --hw and --profile"
             + ("" if d == root / d.name and root == DEFAULT_ROOT else f" (and --runs-dir {d.parent})")
         )
@@ -74,22 +78,88 @@ def resolve_existing(run: str, root: Path = DEFAULT_ROOT) -> Path:
     raise UserError(f"{d}: no completed run here (run.json missing); start one with `autotune search`{hint}")
 
 
-def recorded_inputs(d: Path) -> tuple[Path | None, str | None]:
-    """The workload profile and hardware profile a run's run.json records (None for what it does not): what
-    `search --resume` uses when --profile or --hw is left out. The hardware is its file when that still exists,
-    else its bundled name."""
+#: The study user attribute holding what run.json records about the inputs, set when the study is created, so a
+#: run interrupted before its run.json was written is still checked on --resume.
+STUDY_ATTR = "run_inputs"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What a run was started with, as its run.json (or, before run.json exists, its study) records it; None for
+    what the record lacks (older runs). The one reader of these fields for search, show and export."""
+
+    profile_path: str | None = None
+    profile_sha256: str | None = None
+    hw_name: str | None = None
+    hw_path: str | None = None
+    hw_sha256: str | None = None
+    batch_size: int | None = None
+    heavy: int | None = None
+    objectives: tuple[str, ...] | None = None
+    storage: str | None = None
+    status: str | None = None
+    n_trials: int | None = None
+    source: str = "run.json"  # where it was read: "run.json" or "the study"
+
+    @property
+    def hw_spec(self) -> str | None:
+        """The hardware to load: its file while that still exists, else its bundled name."""
+        if self.hw_path is not None and Path(self.hw_path).is_file():
+            return self.hw_path
+        return self.hw_name
+
+
+def inputs_record(
+    profile_file: Path, hw_name: str, hw_path: Path, batch_size: int, heavy: int, objectives: tuple[str, ...]
+) -> dict[str, Any]:
+    """The fields run.json and the study's `STUDY_ATTR` record about a run's inputs (hashes included)."""
+    return {
+        "inputs": {
+            "profile": {"path": str(profile_file), "sha256": sha256_file(profile_file)},
+            "hardware": {"name": hw_name, "path": str(hw_path), "sha256": sha256_file(hw_path)},
+        },
+        "batch_size": batch_size,
+        "heavy": heavy,
+        "objectives": list(objectives),
+    }
+
+
+def parse_record(doc: Any, source: str = "run.json") -> Recorded:
+    """A `Recorded` from a run.json document or a study's `STUDY_ATTR` (fields of the wrong type count as absent)."""
+    doc = doc if isinstance(doc, dict) else {}
+    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
+    prof = inputs.get("profile") if isinstance(inputs.get("profile"), dict) else {}
+    hw = inputs.get("hardware") if isinstance(inputs.get("hardware"), dict) else {}
+
+    def text(d: dict, k: str) -> str | None:
+        return d[k] if isinstance(d.get(k), str) else None
+
+    def count(k: str) -> int | None:
+        v = doc.get(k)
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    objs = doc.get("objectives")
+    ok = isinstance(objs, list) and all(isinstance(o, str) for o in objs)
+    return Recorded(
+        profile_path=text(prof, "path"),
+        profile_sha256=text(prof, "sha256"),
+        hw_name=text(hw, "name"),
+        hw_path=text(hw, "path"),
+        hw_sha256=text(hw, "sha256"),
+        batch_size=count("batch_size"),
+        heavy=count("heavy"),
+        objectives=tuple(objs) if ok else None,
+        storage=text(doc, "storage"),
+        status=text(doc, "status"),
+        n_trials=count("n_trials"),
+        source=source,
+    )
+
+
+def recorded(d: Path) -> Recorded | None:
+    """What run `d`'s run.json records, or None when it has no run.json."""
     meta = d / "run.json"
-    doc = read_json(meta) if meta.is_file() else {}
-    inputs = doc.get("inputs") if isinstance(doc, dict) and isinstance(doc.get("inputs"), dict) else {}
-    prof, hw = inputs.get("profile") or {}, inputs.get("hardware") or {}
-    path = prof.get("path") if isinstance(prof, dict) else None
-    hw_path = hw.get("path") if isinstance(hw, dict) else None
-    hw_name = hw.get("name") if isinstance(hw, dict) else None
-    if isinstance(hw_path, str) and Path(hw_path).is_file():
-        spec = hw_path
-    else:
-        spec = hw_name if isinstance(hw_name, str) else None
-    return (Path(path) if isinstance(path, str) else None), spec
+    return parse_record(read_json(meta)) if meta.is_file() else None
 
 
 def sha256_file(path: Path) -> str:

@@ -122,6 +122,8 @@ def run_summary(run: LoadedRun) -> dict[str, Any]:
         "core_type": run.hw.lookup_cores.name,
         "profile": run.profile.name,
         "batch_size": run.batch_size,
+        "status": run.status,
+        "status_note": run.status_note,
         "latency_s": pred.latency_s,
         "stored_latency_s": run.stored_latency_s,
         "matches_stored": run.matches_stored,
